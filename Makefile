@@ -1,0 +1,47 @@
+# Two commands do all the set-up on a fresh machine (Python 3.11+ and make):
+#   make demo   - venv, install, synthetic sample sources, the main job on them (offline)
+#   make test   - venv, install with dev extras, lint, the whole test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO := demo
+
+.PHONY: demo test lint format bench-ingest bench-annotate clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.core: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@ $(VENV)/.core
+
+demo: $(VENV)/.core
+	rm -rf $(DEMO)
+	$(BIN)/python -m neuroonco.tools.sample_sources $(DEMO)/sources --seed 0
+	$(BIN)/neuroonco annotate $(DEMO)/sources --db $(DEMO)/neuroonco.db
+
+test: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.dev
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench-ingest: $(VENV)/.dev
+	$(BIN)/python scripts/bench_ingest.py
+
+bench-annotate: $(VENV)/.dev
+	$(BIN)/python scripts/bench_annotate.py
+
+clean:
+	rm -rf $(DEMO) build *.egg-info .pytest_cache .ruff_cache

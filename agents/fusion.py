@@ -1,0 +1,169 @@
+"""The arbiter's deterministic fusion of N describer votes into one :class:`Consensus`.
+
+Rules, applied per field (``lesion_found`` and the lesion fields); a null value is an abstention:
+
+- ``unanimous``: the value when every non-abstaining vote gives it, else null;
+- ``majority``: the most common value when more than half of all votes (abstentions included)
+  give it, else null; a tie therefore gives null;
+- ``seed_rules``: MM-NeuroOnco's two-model fusion, generalised to N: when the non-abstaining
+  votes agree the value is kept; when they disagree on a mask-derived field (size, shape, spread,
+  location, laterality, and lesion_found) the measured value is taken; any other disagreement
+  gives null. Like the paper, the measurement only settles disputes; it never overrides an
+  agreement (the critic has already checked agreements against the measurements).
+
+Agreement of a field is the share of votes equal to the fused value; when the fused value is
+null it is 1.0 if every vote abstained, else 0.0 (abstentions count as disagreement). The overall
+agreement is the mean over fields with at least one vote (0.0 when nobody voted on anything).
+The lesion fields are cleared when the fused ``lesion_found`` is false, or null while some vote
+denies a lesion (its presence is disputed).
+Status: ``rejected`` with no valid vote, ``needs_review`` below ``review_threshold`` or when the
+diagnostician flags a conflict with the source label, else ``accepted``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from neuroonco.agents.critic_rules import mask_state
+from neuroonco.schemas.agents import Consensus, DiagnosisOpinion
+from neuroonco.schemas.findings import (
+    LESION_FIELDS,
+    MASK_FIELDS,
+    SliceFindings,
+    describe_findings,
+    physics_violations,
+    sequence_of,
+)
+
+Rule = Literal["unanimous", "majority", "seed_rules"]
+RULES: tuple[str, ...] = ("unanimous", "majority", "seed_rules")
+FUSED_FIELDS: tuple[str, ...] = ("lesion_found", *LESION_FIELDS)
+
+
+def _unanimous(values: list[Any]) -> Any:
+    given = {v for v in values if v is not None}
+    return given.pop() if len(given) == 1 else None
+
+
+def _majority(values: list[Any]) -> Any:
+    counts = Counter(v for v in values if v is not None)
+    if not counts:
+        return None
+    value, count = counts.most_common(1)[0]
+    return value if count > len(values) / 2 else None
+
+
+def _measured(name: str, measurements: Mapping[str, Any] | None, has_mask: bool | None) -> Any:
+    state = mask_state(measurements, has_mask)
+    if name == "lesion_found":
+        return {"lesion": True, "empty": False}.get(state)
+    return (measurements or {}).get(name) if state == "lesion" else None
+
+
+def _choose(
+    name: str,
+    values: list[Any],
+    rule: str,
+    measurements: Mapping[str, Any] | None,
+    has_mask: bool | None,
+) -> Any:
+    if rule == "unanimous":
+        return _unanimous(values)
+    if rule == "majority":
+        return _majority(values)
+    given = {v for v in values if v is not None}
+    if len(given) <= 1:
+        return given.pop() if given else None
+    if name in MASK_FIELDS or name == "lesion_found":
+        return _measured(name, measurements, has_mask)
+    return None
+
+
+def _agreement(values: list[Any], chosen: Any) -> float:
+    if chosen is None:
+        return 1.0 if all(v is None for v in values) else 0.0
+    return sum(v == chosen for v in values) / len(values)
+
+
+def fuse(
+    votes: Sequence[SliceFindings | None],
+    *,
+    rule: Rule = "majority",
+    measurements: Mapping[str, Any] | None = None,
+    diagnosis: DiagnosisOpinion | None = None,
+    review_threshold: float = 0.75,
+    modality: str | None = None,
+    has_mask: bool | None = None,
+) -> Consensus:
+    """Fuse describer votes (None = a describer that gave no valid output) into a consensus.
+
+    ``modality`` is the slice's known sequence (else the votes' most common one); ``has_mask``
+    tells an empty mask from no mask when ``measurements`` is None (see ``mask_state``).
+    """
+    if rule not in RULES:
+        raise ValueError(f"unknown fusion rule {rule!r}; use one of: {', '.join(RULES)}")
+    valid = [v for v in votes if isinstance(v, SliceFindings)]
+    label = diagnosis.diagnosis if diagnosis is not None else None
+    sequence = sequence_of(modality) or _common_modality(valid)
+    if not valid:
+        return Consensus(
+            modality=sequence,
+            diagnosis=label,
+            status="rejected",
+            rationale=f"No valid describer vote among {len(votes)}.",
+        )
+    table = [v.lesion_values() for v in valid]
+    fused = {
+        name: _choose(name, [row[name] for row in table], rule, measurements, has_mask)
+        for name in FUSED_FIELDS
+    }
+    denied = any(row["lesion_found"] is False for row in table)
+    if fused["lesion_found"] is False or (fused["lesion_found"] is None and denied):
+        # No lesion, or its very presence disputed: there is nothing agreed to describe.
+        fused.update(dict.fromkeys(LESION_FIELDS))
+    for name in physics_violations(fused, sequence):
+        fused[name] = None
+    agreement = {name: _agreement([row[name] for row in table], fused[name]) for name in fused}
+    voted = [name for name in FUSED_FIELDS if any(row[name] is not None for row in table)]
+    overall = sum(agreement[n] for n in voted) / len(voted) if voted else 0.0
+    conflict = diagnosis is not None and diagnosis.conflicts_with_source
+    status = "needs_review" if overall < review_threshold or conflict else "accepted"
+    rationale = _rationale(fused, sequence, rule, len(valid), voted, diagnosis)
+    return Consensus(
+        **fused,
+        modality=sequence,
+        diagnosis=label,
+        agreement={name: round(share, 4) for name, share in agreement.items()},
+        overall_agreement=round(overall, 4),
+        status=status,
+        rationale=rationale,
+    )
+
+
+def _common_modality(votes: list[SliceFindings]) -> Any:
+    counts = Counter(v.modality for v in votes if v.modality is not None)
+    return counts.most_common(1)[0][0] if counts else None
+
+
+def _rationale(
+    fused: dict[str, Any],
+    sequence: Any,
+    rule: str,
+    n_votes: int,
+    voted: list[str],
+    diagnosis: DiagnosisOpinion | None,
+) -> str:
+    """Findings sentence, what the vote left open, and the diagnosis: deterministic text."""
+    parts = [describe_findings({**fused, "modality": sequence})]
+    disputed = [name for name in voted if fused[name] is None]
+    if disputed:
+        parts.append(f"Left unset for lack of agreement: {', '.join(disputed)}.")
+    if diagnosis is not None and diagnosis.diagnosis is not None:
+        parts.append(f"Diagnosis: {diagnosis.diagnosis.value.replace('_', ' ')}.")
+    if diagnosis is not None and diagnosis.conflicts_with_source and diagnosis.conflict_note:
+        parts.append(f"Conflict with the source: {diagnosis.conflict_note}")
+    vote_word = "vote" if n_votes == 1 else "votes"
+    parts.append(f"({n_votes} describer {vote_word} fused by {rule.replace('_', ' ')}.)")
+    return " ".join(parts)

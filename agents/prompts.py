@@ -1,0 +1,251 @@
+"""Versioned prompts: a system text and a user template per role, and the grounding rendered in.
+
+The rendered prompt is part of the model-call cache key, so rendering is deterministic: no clock,
+no randomness, dict keys sorted, numbers at fixed precision. Change any text here and bump
+:data:`PROMPT_VERSION` (it is recorded with each run).
+
+Grounding keys (the graph fills them; :mod:`neuroonco.agents.providers.builtin` reads the same):
+
+- ``modality``: the slice's sequence (``t1``/``t1ce``/``t2``/``flair``) or None;
+- ``label``: the source's diagnosis (a :class:`~neuroonco.schemas.vocabulary.Diagnosis` value)
+  or None;
+- ``measurements``: the dict of :func:`neuroonco.tools.measurements.measure_mask` or None (None
+  also for an empty mask); may hold ``intensity`` {channel: stats with vocabulary hints};
+- ``has_mask``: whether the source gave a mask for the slice (tells an empty mask from none);
+- ``votes``: describers' findings (SliceFindings dicts, None for a failed describer);
+- ``findings``: the findings under critique (critic) or the describer's previous findings;
+- ``diagnosis``: the diagnostician's opinion (DiagnosisOpinion dict), for the arbiter;
+- ``critique``: the previous round's critique (Critique dict), for a revising describer;
+- ``rule``, ``review_threshold``: the arbiter's fusion settings.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+from neuroonco.agents.critic_rules import intensity_hints, mask_evidence, mask_state
+from neuroonco.schemas.agents import Consensus, Critique, DiagnosisOpinion
+from neuroonco.schemas.findings import FINDING_FIELDS, MASK_FIELDS, SliceFindings, sequence_of
+from neuroonco.schemas.vocabulary import normalise_label
+from pydantic import BaseModel
+
+PROMPT_VERSION = "2026-11-29.1"
+
+RESPONSE_MODELS: dict[str, type[BaseModel]] = {
+    "describer": SliceFindings,
+    "diagnostician": DiagnosisOpinion,
+    "critic": Critique,
+    "arbiter": Consensus,
+}
+
+_COMMON = (
+    "Answer with JSON that fits the given schema. Use only the allowed values. A field the "
+    "evidence does not support is null: omission is acceptable, fabrication is not."
+)
+SYSTEMS: dict[str, str] = {
+    "describer": "You are a neuroradiologist describing one 2D brain MRI slice for a research "
+    "dataset. Describe what the image shows, grounded in the measured facts you are given. "
+    + _COMMON,
+    "diagnostician": "You are a neuroradiologist giving the most likely diagnosis for one 2D "
+    "brain MRI slice from the describers' findings, the measurements and the source's label. "
+    + _COMMON,
+    "critic": "You are a strict reviewer of MRI slice descriptions. Check every claimed value "
+    "against the measurements and MRI physics, and rule keep, erase or downgrade on each. "
+    + _COMMON,
+    "arbiter": "You are the arbiter of a panel of describers. Fuse their votes field by field "
+    "with the stated rule, record the agreement, and decide the status. " + _COMMON,
+}
+
+TEMPLATES: dict[str, str] = {
+    "describer": (
+        "Describe the lesion on this slice.\n\n{facts}\n\n"
+        "The mask measurements are ground truth for size, shape, spread, location and "
+        "laterality: copy the measured values for them. Judge margins, texture, "
+        "signal_intensity, enhancement (t1ce only) and edema (t2/flair only) from the image; "
+        "intensity hints are heuristics to check, not facts.{revision}"
+    ),
+    "diagnostician": (
+        "Give the most likely diagnosis for this slice.\n\n{facts}\n\n{votes}\n\n"
+        "The source label comes from the dataset. Keep it unless the findings contradict it; "
+        "when they do (a lesion on a no_tumor slice, or no lesion on a tumour slice), set "
+        "conflicts_with_source to true and explain in conflict_note."
+    ),
+    "critic": (
+        "Check these findings.\n\n{facts}\n\nFindings under review:\n{findings}\n\n"
+        "For every non-null field give a verdict: keep (supported, or nothing can refute it), "
+        "erase (ruled out), downgrade with `value` (replace by what the evidence supports). "
+        "Mask-derived fields must equal the measured values; enhancement is only judged on "
+        "t1ce, edema only on t2/flair. Quote the measured numbers in each reason."
+    ),
+    "arbiter": (
+        "Fuse the describers' votes.\n\n{facts}\n\n{votes}\n\n{diagnosis}\n\n"
+        "Rule: {rule}. {rule_text} Agreement per field is the share of votes equal to the "
+        "fused value (an abstention counts as disagreement; 1.0 when all abstain). "
+        "overall_agreement is the mean over fields anyone voted on. status is needs_review "
+        "when overall_agreement < {threshold} or the diagnosis conflicts with the source, "
+        "rejected when there is no valid vote, else accepted."
+    ),
+}
+
+RULE_TEXTS = {
+    "unanimous": "A value is kept only if every non-null vote gives it, else null.",
+    "majority": "A value is kept only if more than half of all votes give it, else null.",
+    "seed_rules": "Agreeing votes keep their value; on disagreement a mask-derived field takes "
+    "the measured value and any other field is null.",
+}
+
+
+class RenderedPrompt(NamedTuple):
+    system: str
+    prompt: str
+
+
+def _plain(obj: Any) -> Any:
+    """Pydantic models and enums as plain JSON values."""
+    if isinstance(obj, BaseModel):
+        return obj.model_dump(mode="json")
+    return json.loads(json.dumps(obj, default=str))
+
+
+def _num(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def render_measurements(grounding: Mapping[str, Any]) -> str:
+    """The measured facts of a slice as text lines (mask fields with their numbers, hints)."""
+    m = grounding.get("measurements") or {}
+    state = mask_state(m, grounding.get("has_mask"))
+    if state == "none":
+        lines = ["No segmentation mask: nothing is measured; judge every field from the image."]
+    elif state == "empty":
+        lines = ["The segmentation mask of this slice is empty: no lesion is marked on it."]
+    else:
+        lines = ["Mask measurements (ground truth):"]
+        for name in MASK_FIELDS:
+            if m.get(name) is not None:
+                lines.append(f"- {name}: {m[name]} ({mask_evidence(name, m)})")
+        if isinstance(m.get("subregions"), Mapping):
+            parts = [f"{k} {_num(v)}" for k, v in sorted(m["subregions"].items())]
+            lines.append(f"- subregions (share of the lesion): {', '.join(parts)}")
+    hints = intensity_hints(m, grounding.get("modality"))
+    if hints:
+        parts = [f"{k} {v if v is not None else 'unclear'}" for k, v in sorted(hints.items())]
+        lines.append(f"Intensity hints (heuristic): {', '.join(parts)}")
+    return "\n".join(lines)
+
+
+def render_facts(grounding: Mapping[str, Any]) -> str:
+    """Sequence, source label and measurements, as the shared head of every user prompt."""
+    seq = sequence_of(grounding.get("modality"))
+    label = normalise_label(grounding.get("label"))
+    lines = [
+        f"Sequence: {seq.value if seq is not None else 'unknown'}",
+        f"Source label: {label.value if label is not None else 'none'}",
+        render_measurements(grounding),
+    ]
+    return "\n".join(lines)
+
+
+def render_findings(findings: Any) -> str:
+    """One line ``field=value, ...`` of the non-null fields, then the rationale."""
+    data = _plain(findings) or {}
+    values = [f"{k}={_num(data[k])}" for k in FINDING_FIELDS if data.get(k) is not None]
+    line = ", ".join(values) if values else "(every field null)"
+    rationale = str(data.get("rationale") or "").strip()
+    return f"{line}\n  rationale: {rationale}" if rationale else line
+
+
+def render_votes(votes: Any) -> str:
+    if not votes:
+        return "Describer votes: none."
+    lines = ["Describer votes:"]
+    for i, vote in enumerate(votes, start=1):
+        text = render_findings(vote) if vote is not None else "(no valid output)"
+        lines.append(f"{i}. {text}")
+    return "\n".join(lines)
+
+
+def render_critique(critique: Any) -> str:
+    data = _plain(critique) or {}
+    lines = []
+    for name, verdict in sorted((data.get("verdicts") or {}).items()):
+        action = verdict.get("action")
+        target = f" to {verdict['value']}" if action == "downgrade" else ""
+        lines.append(f"- {name}: {action}{target} ({verdict.get('reason', '')})")
+    return "\n".join(lines) if lines else "- no verdicts"
+
+
+def render_diagnosis(diagnosis: Any) -> str:
+    if diagnosis is None:
+        return "Diagnosis: none given."
+    data = _plain(diagnosis)
+    text = f"Diagnosis: {data.get('diagnosis') or 'unknown'} ({data.get('reasoning', '')})"
+    if data.get("conflicts_with_source"):
+        text += f"\nConflict with the source: {data.get('conflict_note') or 'unspecified'}"
+    return text
+
+
+def describer_prompt(grounding: Mapping[str, Any]) -> RenderedPrompt:
+    revision = ""
+    if grounding.get("critique"):
+        previous = render_findings(grounding.get("findings") or {})
+        revision = (
+            f"\n\nYour previous answer:\n{previous}\nThe critic ruled:\n"
+            f"{render_critique(grounding['critique'])}\nRevise your answer accordingly."
+        )
+    if grounding.get("votes"):
+        revision += f"\n\nOther describers said:\n{render_votes(grounding['votes'])}"
+    prompt = TEMPLATES["describer"].format(facts=render_facts(grounding), revision=revision)
+    return RenderedPrompt(SYSTEMS["describer"], prompt)
+
+
+def diagnostician_prompt(grounding: Mapping[str, Any]) -> RenderedPrompt:
+    prompt = TEMPLATES["diagnostician"].format(
+        facts=render_facts(grounding), votes=render_votes(grounding.get("votes"))
+    )
+    return RenderedPrompt(SYSTEMS["diagnostician"], prompt)
+
+
+def critic_prompt(grounding: Mapping[str, Any]) -> RenderedPrompt:
+    prompt = TEMPLATES["critic"].format(
+        facts=render_facts(grounding), findings=render_findings(grounding.get("findings") or {})
+    )
+    return RenderedPrompt(SYSTEMS["critic"], prompt)
+
+
+def arbiter_prompt(grounding: Mapping[str, Any]) -> RenderedPrompt:
+    rule = str(grounding.get("rule") or "majority")
+    prompt = TEMPLATES["arbiter"].format(
+        facts=render_facts(grounding),
+        votes=render_votes(grounding.get("votes")),
+        diagnosis=render_diagnosis(grounding.get("diagnosis")),
+        rule=rule,
+        rule_text=RULE_TEXTS.get(rule, ""),
+        threshold=_num(float(grounding.get("review_threshold", 0.75))),
+    )
+    return RenderedPrompt(SYSTEMS["arbiter"], prompt)
+
+
+_RENDERERS: dict[str, Callable[[Mapping[str, Any]], RenderedPrompt]] = {
+    "describer": describer_prompt,
+    "diagnostician": diagnostician_prompt,
+    "critic": critic_prompt,
+    "arbiter": arbiter_prompt,
+}
+
+
+def render_prompt(role: str, grounding: Mapping[str, Any]) -> RenderedPrompt:
+    """System text and user prompt for ``role`` with ``grounding`` rendered in."""
+    if role not in _RENDERERS:
+        raise ValueError(f"unknown role {role!r}; use one of: {', '.join(_RENDERERS)}")
+    return _RENDERERS[role](grounding)
+
+
+def validation_context(grounding: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The pydantic validation context for a response: the slice's known sequence, if any."""
+    seq = sequence_of(grounding.get("modality"))
+    return {"modality": seq.value} if seq is not None else None

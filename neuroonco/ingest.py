@@ -1,0 +1,302 @@
+"""Ingestion: source trees -> normalised, measured, de-duplicated 2D slices in the store.
+
+Cases stream from :func:`neuroonco.tools.readers.discover.discover`; a small thread pool loads and
+slices a bounded number of them at a time (decompression, windowing and PNG encoding release the
+GIL), while the calling thread de-duplicates in discovery order and writes each case in one short
+transaction. Memory therefore stays flat however many cases a tree holds, and a second run over
+the same tree adds nothing (each case's files are fingerprinted in ``ingested_sources``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlite_utils
+
+from neuroonco import store
+from neuroonco.errors import NeuroOncoError, UnreadableInput
+from neuroonco.tools import dedup, measurements, phi, slicing
+from neuroonco.tools.readers.base import LoadedCase, Rejection, SourceCase
+from neuroonco.tools.readers.discover import discover
+
+
+@dataclass
+class IngestOptions:
+    """How slices are taken from volumes and how duplicates are judged."""
+
+    per_volume: int = 1
+    """Axial slices per 3D case, spread across the tumour's extent (max-area slice included)."""
+    negatives: int = 0
+    """Tumour-free slices per 3D case to add as negatives."""
+    near_duplicate_bits: int = dedup.NEAR_THRESHOLD
+    """pHash Hamming distance at or below which two slices count as the same image."""
+    workers: int = 2
+    """Cases loaded and sliced concurrently (threads)."""
+
+
+@dataclass
+class IngestSummary:
+    cases: int = 0
+    slices: int = 0
+    duplicates: int = 0
+    skipped_cases: int = 0
+    rejected: int = 0
+    by_format: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _SliceOut:
+    row: dict[str, Any]
+    png: bytes
+    mask_png: bytes | None
+
+
+def source_key(case: SourceCase, root: Path) -> str:
+    """Fingerprint of a case's files (relative path, size, mtime): unchanged files skip re-ingest."""
+    h = hashlib.sha256(case.source_format.encode())
+    for path in case.files:
+        st = path.stat()
+        h.update(f"|{path.relative_to(root).as_posix()}|{st.st_size}|{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:32]
+
+
+def _short_hash(*parts: object) -> str:
+    return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:20]
+
+
+def _choices(loaded: LoadedCase, options: IngestOptions) -> list[slicing.SliceChoice | None]:
+    if not loaded.is_volume:
+        return [None]
+    first = next(iter(loaded.images.values()))
+    return slicing.select_slices(
+        loaded.mask,
+        n_slices=first.shape[0],
+        per_volume=options.per_volume,
+        negatives=options.negatives,
+        image=first,
+    )
+
+
+def slice_case(
+    case: SourceCase, root: Path, salt: bytes, options: IngestOptions
+) -> list[_SliceOut]:
+    """Load one case and turn it into stored-slice rows plus their PNG bytes (worker side)."""
+    loaded = case.load()
+    rel = case.files[0].relative_to(root).as_posix()
+    source_path = phi.scrub_relative_path(rel, case.phi_strings, salt)
+    dataset = phi.scrub_text(case.dataset, case.phi_strings)
+    subject = phi.subject_id(f"{case.source_format}|{case.subject_key}", salt)
+    windows = {name: slicing.window_bounds(img) for name, img in loaded.images.items()}
+    out: list[_SliceOut] = []
+    for choice in _choices(loaded, options):
+        index = None if choice is None else choice.index
+        pick = (lambda a: a) if index is None else (lambda a, i=index: a[i])
+        mask2d = None if loaded.mask is None else np.ascontiguousarray(pick(loaded.mask))
+        raw2d = {name: pick(img) for name, img in loaded.images.items()}
+        group_id = "grp-" + _short_hash(subject, rel, index)
+        facts = _measure(raw2d, mask2d, loaded)
+        for channel, img2d in raw2d.items():
+            img8 = slicing.apply_window(img2d, *windows[channel])
+            modality = None if channel == "unknown" else channel
+            content_hash = dedup.pixel_hash(img8)
+            slice_id = _short_hash(content_hash, case.source_format, rel, modality, index)
+            out.append(
+                _SliceOut(
+                    row={
+                        "id": slice_id,
+                        "dataset": dataset,
+                        "source_format": case.source_format,
+                        "source_path": source_path,
+                        "subject_id": subject,
+                        "group_id": group_id,
+                        "modality": modality,
+                        "plane": "axial" if index is not None else None,
+                        "slice_index": index,
+                        "label": _label(case, mask2d, choice),
+                        "measurements": store.dumps(facts),
+                        "content_hash": content_hash,
+                        "perceptual_hash": dedup.perceptual_hash(img8),
+                        "mask_kind": case.mask_kind if mask2d is not None else None,
+                        "split_hint": case.split_hint,
+                    },
+                    png=slicing.to_png_bytes(img8),
+                    mask_png=None if mask2d is None else slicing.to_png_bytes(mask2d),
+                )
+            )
+    return out
+
+
+def _measure(
+    raw2d: dict[str, np.ndarray], mask2d: np.ndarray | None, loaded: LoadedCase
+) -> dict[str, Any] | None:
+    if mask2d is None:
+        return None
+    facts = measurements.measure_mask(
+        mask2d, orientation_known=loaded.orientation_known, mask_labels=loaded.mask_labels
+    )
+    if facts is None:  # an empty mask is a measured fact: no lesion on this slice
+        return {"area_fraction": 0.0, "components": 0, "lesion": False}
+    facts["lesion"] = True
+    facts["intensity"] = measurements.intensity_stats(raw2d, mask2d, mask_labels=loaded.mask_labels)
+    return facts
+
+
+def _label(case: SourceCase, mask2d: np.ndarray | None, choice: slicing.SliceChoice | None) -> str | None:
+    """The source's diagnosis for this slice; a tumour-free slice of a tumour case is no_tumor."""
+    if choice is not None and choice.is_negative:
+        return "no_tumor"
+    if case.label is not None:
+        return case.label.value
+    if mask2d is not None and mask2d.any():
+        return "tumor"
+    return None
+
+
+class Ingestor:
+    """Writes cases into one store; construct once per command, call :meth:`run` per source root."""
+
+    def __init__(self, db: sqlite_utils.Database, db_path: Path, options: IngestOptions) -> None:
+        self.db = db
+        self.options = options
+        self.base = db_path.parent
+        self.images = store.images_dir(db_path)
+        self.salt = phi.load_or_create_salt(db_path.with_suffix(".salt"))
+        rows = db.execute(
+            "select id, content_hash, perceptual_hash, group_id from slices order by rowid"
+        ).fetchall()
+        self.index = dedup.DuplicateIndex(rows, threshold=options.near_duplicate_bits)
+        self.done = {r[0] for r in db.execute("select source_key from ingested_sources")}
+        self.summary = IngestSummary()
+
+    def run(self, root: Path, on_case: Callable[[IngestSummary], None] | None = None) -> None:
+        root = root.resolve()
+        if not root.exists():
+            raise NeuroOncoError(f"source {root} does not exist")
+        with ThreadPoolExecutor(max_workers=max(1, self.options.workers)) as pool:
+            for case, key, result in self._pipeline(root, discover(root), pool):
+                if isinstance(case, Rejection):
+                    self._reject(root, case.path, case.reason, ())
+                elif isinstance(result, UnreadableInput):
+                    for path in case.files:
+                        self._reject(root, path, str(result), case.phi_strings)
+                else:
+                    self._write_case(case, key, result)
+                if on_case is not None:
+                    on_case(self.summary)
+
+    def _pipeline(
+        self, root: Path, items: Iterable[SourceCase | Rejection], pool: ThreadPoolExecutor
+    ) -> Iterator[tuple[Any, str | None, Any]]:
+        """Keep a bounded window of cases in flight; yield results in discovery order."""
+        window: deque[tuple[Any, str | None, Future | None]] = deque()
+        limit = 2 * max(1, self.options.workers)
+        for item in items:
+            if isinstance(item, Rejection):
+                window.append((item, None, None))
+            else:
+                key = source_key(item, root)
+                if key in self.done:
+                    self.summary.skipped_cases += 1
+                    continue
+                future = pool.submit(slice_case, item, root, self.salt, self.options)
+                window.append((item, key, future))
+            while len(window) > limit:
+                yield self._settle(window.popleft())
+        while window:
+            yield self._settle(window.popleft())
+
+    @staticmethod
+    def _settle(entry: tuple[Any, str | None, Future | None]) -> tuple[Any, str | None, Any]:
+        item, key, future = entry
+        if future is None:
+            return item, key, None
+        try:
+            return item, key, future.result()
+        except UnreadableInput as exc:
+            return item, key, exc
+        except Exception as exc:  # a reader bug must not stop the run: record it and go on
+            return item, key, UnreadableInput(f"could not read: {type(exc).__name__}: {exc}")
+
+    def _write_case(self, case: SourceCase, key: str | None, slices: list[_SliceOut]) -> None:
+        rows = []
+        for s in slices:
+            row = s.row
+            row["duplicate_of"] = self.index.find(
+                row["content_hash"], row["perceptual_hash"], row["group_id"]
+            )
+            if row["duplicate_of"] == row["id"]:  # the very same slice re-read: nothing new
+                continue
+            row["image_path"] = self._write_png(row["id"], s.png, "")
+            row["mask_path"] = None if s.mask_png is None else self._write_png(
+                row["id"], s.mask_png, "_mask"
+            )
+            row["created_at"] = store.now()
+            self.index.add(row["id"], row["content_hash"], row["perceptual_hash"], row["group_id"])
+            rows.append(row)
+        with self.db.conn:
+            self.db["slices"].insert_all(rows, ignore=True, alter=True)
+            self.db["ingested_sources"].upsert(
+                {"source_key": key, "n_slices": len(rows), "created_at": store.now()},
+                pk="source_key",
+            )
+        self.done.add(key)
+        self.summary.cases += 1
+        self.summary.slices += len(rows)
+        self.summary.duplicates += sum(1 for r in rows if r["duplicate_of"])
+        fmt = case.source_format
+        self.summary.by_format[fmt] = self.summary.by_format.get(fmt, 0) + len(rows)
+
+    def _write_png(self, slice_id: str, data: bytes, suffix: str) -> str:
+        path = self.images / slice_id[:2] / f"{slice_id}{suffix}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return path.relative_to(self.base).as_posix()
+
+    def _reject(self, root: Path, path: Path, reason: str, identifiers: Iterable[str]) -> None:
+        try:
+            rel = path.resolve().relative_to(root).as_posix()
+        except ValueError:
+            rel = path.name
+        rel = phi.scrub_relative_path(rel, identifiers, self.salt)
+        shown = f"{root.name}/{rel}"
+        with self.db.conn:
+            self.db["rejected_inputs"].upsert(
+                {"path": shown, "reason": phi.scrub_text(reason, identifiers),
+                 "created_at": store.now()},
+                pk="path",
+            )
+        self.summary.rejected += 1
+
+
+def ingest(
+    sources: Iterable[Path],
+    db_path: Path,
+    options: IngestOptions | None = None,
+    on_case: Callable[[IngestSummary], None] | None = None,
+) -> IngestSummary:
+    """Ingest every source root into the store at ``db_path``; returns what was added."""
+    db_path = Path(db_path)
+    db = store.connect(db_path)
+    try:
+        ingestor = Ingestor(db, db_path, options or IngestOptions())
+        for root in sources:
+            ingestor.run(Path(root), on_case)
+        return ingestor.summary
+    finally:
+        db.close()
+
+
+def slice_rows(db: sqlite_utils.Database, where: str = "1=1", params: Iterable = ()) -> Iterator[dict]:
+    """Stored slices with their JSON columns decoded."""
+    for row in db.query(f"select * from slices where {where} order by rowid", list(params)):
+        if row.get("measurements"):
+            row["measurements"] = json.loads(row["measurements"])
+        yield row

@@ -1,0 +1,249 @@
+"""The controlled vocabulary (DESIGN.md, contract): one snake_case enum per categorical field.
+
+Values met in the wild ("T1 with contrast", "Solitary Lesion", "Ring-enhancing", "notumor") are
+mapped onto members by :func:`normalise`, which every reader and every model output goes through.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import TypeVar
+
+
+class Modality(StrEnum):
+    t1 = "t1"
+    t1ce = "t1ce"
+    t2 = "t2"
+    flair = "flair"
+
+
+class Diagnosis(StrEnum):
+    glioma = "glioma"
+    meningioma = "meningioma"
+    pituitary_tumor = "pituitary_tumor"
+    metastasis = "metastasis"
+    schwannoma = "schwannoma"
+    ependymoma = "ependymoma"
+    embryonal_tumor = "embryonal_tumor"
+    neuronal_tumor = "neuronal_tumor"
+    tumor = "tumor"
+    no_tumor = "no_tumor"
+
+
+class Size(StrEnum):
+    small = "small"
+    medium = "medium"
+    large = "large"
+
+
+class Shape(StrEnum):
+    round_oval = "round_oval"
+    lobulated = "lobulated"
+    irregular = "irregular"
+
+
+class Spread(StrEnum):
+    solitary = "solitary"
+    dominant_with_satellites = "dominant_with_satellites"
+    multifocal = "multifocal"
+
+
+class Location(StrEnum):
+    upper_left = "upper_left"
+    upper_center = "upper_center"
+    upper_right = "upper_right"
+    center_left = "center_left"
+    center = "center"
+    center_right = "center_right"
+    lower_left = "lower_left"
+    lower_center = "lower_center"
+    lower_right = "lower_right"
+
+
+class Laterality(StrEnum):
+    left = "left"
+    right = "right"
+    midline = "midline"
+    bilateral = "bilateral"
+
+
+class Margins(StrEnum):
+    well_circumscribed = "well_circumscribed"
+    ill_defined = "ill_defined"
+
+
+class Texture(StrEnum):
+    homogeneous = "homogeneous"
+    heterogeneous = "heterogeneous"
+
+
+class Enhancement(StrEnum):
+    none = "none"
+    solid = "solid"
+    ring = "ring"
+    patchy = "patchy"
+
+
+class Edema(StrEnum):
+    none = "none"
+    mild = "mild"
+    extensive = "extensive"
+
+
+class SignalIntensity(StrEnum):
+    hyperintense = "hyperintense"
+    hypointense = "hypointense"
+    isointense = "isointense"
+    mixed = "mixed"
+
+
+# Field name (as used in findings and instructions) -> enum.
+FIELDS: dict[str, type[StrEnum]] = {
+    "modality": Modality,
+    "diagnosis": Diagnosis,
+    "size": Size,
+    "shape": Shape,
+    "spread": Spread,
+    "location": Location,
+    "laterality": Laterality,
+    "margins": Margins,
+    "texture": Texture,
+    "enhancement": Enhancement,
+    "edema": Edema,
+    "signal_intensity": SignalIntensity,
+}
+
+# Synonyms per enum, keyed by the squashed form (lower case, only [a-z0-9]) of the wild value.
+_SYNONYMS: dict[type[StrEnum], dict[str, str]] = {
+    Modality: {
+        "t1": "t1", "t1w": "t1", "t1n": "t1", "t1native": "t1", "t1weighted": "t1",
+        "t1precontrast": "t1", "t1pre": "t1", "t1noncontrast": "t1",
+        "t1ce": "t1ce", "t1c": "t1ce", "t1gd": "t1ce", "t1contrast": "t1ce",
+        "t1withcontrast": "t1ce", "t1postcontrast": "t1ce", "t1post": "t1ce",
+        "t1wce": "t1ce", "t1cewithcontrast": "t1ce", "t1gadolinium": "t1ce",
+        "t1contrastenhanced": "t1ce", "contrastenhancedt1": "t1ce", "cet1": "t1ce",
+        "postcontrastt1": "t1ce", "t1weightedpostcontrast": "t1ce", "t1wc": "t1ce",
+        "t2": "t2", "t2w": "t2", "t2weighted": "t2",
+        "flair": "flair", "t2flair": "flair", "t2f": "flair", "t2wflair": "flair",
+    },
+    Diagnosis: {
+        "glioma": "glioma", "gliomatumor": "glioma", "gliomatumour": "glioma", "gli": "glioma",
+        "glioblastoma": "glioma", "gbm": "glioma", "astrocytoma": "glioma", "lgg": "glioma",
+        "hgg": "glioma", "oligodendroglioma": "glioma",
+        "meningioma": "meningioma", "meningiomatumor": "meningioma",
+        "meningiomatumour": "meningioma", "men": "meningioma",
+        "pituitary": "pituitary_tumor", "pituitarytumor": "pituitary_tumor",
+        "pituitarytumour": "pituitary_tumor", "pituitaryadenoma": "pituitary_tumor",
+        "metastasis": "metastasis", "metastases": "metastasis", "met": "metastasis",
+        "brainmetastasis": "metastasis", "metastatic": "metastasis",
+        "schwannoma": "schwannoma", "vestibularschwannoma": "schwannoma",
+        "acousticneuroma": "schwannoma",
+        "ependymoma": "ependymoma",
+        "embryonaltumor": "embryonal_tumor", "embryonaltumour": "embryonal_tumor",
+        "medulloblastoma": "embryonal_tumor",
+        "neuronaltumor": "neuronal_tumor", "neuronaltumour": "neuronal_tumor",
+        "tumor": "tumor", "tumour": "tumor", "yes": "tumor", "braintumor": "tumor",
+        "braintumour": "tumor", "tumorous": "tumor", "abnormal": "tumor",
+        "notumor": "no_tumor", "notumour": "no_tumor", "no": "no_tumor", "healthy": "no_tumor",
+        "normal": "no_tumor", "none": "no_tumor", "negative": "no_tumor",
+    },
+    Shape: {
+        "round": "round_oval", "oval": "round_oval", "roundoval": "round_oval",
+        "rounded": "round_oval", "ovoid": "round_oval", "spherical": "round_oval",
+        "lobulated": "lobulated", "lobular": "lobulated", "multilobulated": "lobulated",
+        "irregular": "irregular", "irregularlyshaped": "irregular", "infiltrative": "irregular",
+    },
+    Spread: {
+        "solitary": "solitary", "solitarylesion": "solitary", "single": "solitary",
+        "singlelesion": "solitary", "unifocal": "solitary",
+        "dominantwithsatellites": "dominant_with_satellites",
+        "dominantwithsatellitelesions": "dominant_with_satellites",
+        "satellite": "dominant_with_satellites", "satellites": "dominant_with_satellites",
+        "multifocal": "multifocal", "multiple": "multifocal", "multiplelesions": "multifocal",
+    },
+    Margins: {
+        "wellcircumscribed": "well_circumscribed", "welldefined": "well_circumscribed",
+        "circumscribed": "well_circumscribed", "sharp": "well_circumscribed",
+        "illdefined": "ill_defined", "poorlydefined": "ill_defined", "infiltrative": "ill_defined",
+        "indistinct": "ill_defined", "blurred": "ill_defined",
+    },
+    Texture: {
+        "homogeneous": "homogeneous", "homogenous": "homogeneous", "uniform": "homogeneous",
+        "heterogeneous": "heterogeneous", "heterogenous": "heterogeneous",
+        "nonuniform": "heterogeneous",
+    },
+    Enhancement: {
+        "none": "none", "noenhancement": "none", "nonenhancing": "none", "absent": "none",
+        "solid": "solid", "solidenhancement": "solid", "homogeneousenhancement": "solid",
+        "ring": "ring", "ringenhancing": "ring", "ringenhancement": "ring", "rim": "ring",
+        "rimenhancing": "ring", "peripheral": "ring",
+        "patchy": "patchy", "patchyenhancement": "patchy", "heterogeneousenhancement": "patchy",
+    },
+    Edema: {
+        "none": "none", "noedema": "none", "absent": "none",
+        "mild": "mild", "minimal": "mild", "moderate": "mild", "slight": "mild",
+        "extensive": "extensive", "severe": "extensive", "marked": "extensive",
+        "significant": "extensive",
+    },
+    SignalIntensity: {
+        "hyperintense": "hyperintense", "hyper": "hyperintense", "bright": "hyperintense",
+        "high": "hyperintense", "highsignal": "hyperintense",
+        "hypointense": "hypointense", "hypo": "hypointense", "dark": "hypointense",
+        "low": "hypointense", "lowsignal": "hypointense",
+        "isointense": "isointense", "iso": "isointense",
+        "mixed": "mixed", "heterogeneous": "mixed", "mixedsignal": "mixed",
+    },
+    Laterality: {
+        "left": "left", "lefthemisphere": "left", "leftsided": "left",
+        "right": "right", "righthemisphere": "right", "rightsided": "right",
+        "midline": "midline", "central": "midline", "median": "midline",
+        "bilateral": "bilateral", "both": "bilateral",
+    },
+    Location: {
+        "centre": "center", "middle": "center", "central": "center",
+    },
+}
+
+_FILLER = re.compile(r"\b(lesion|lesions|tumou?r|the|a|an|is|of)\b")
+
+
+def _squash(value: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", value.lower())
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def normalise(enum: type[E], value: object) -> E | None:
+    """Map a wild value onto a member of ``enum``; ``None``/empty/"unknown" give ``None``.
+
+    Raises ``ValueError`` naming the allowed values when the value cannot be mapped, so the
+    message can serve as an instructor re-ask prompt.
+    """
+    if value is None:
+        return None
+    if isinstance(value, enum):
+        return value
+    text = str(value).strip()
+    if not text or _squash(text) in {"null", "unknown", "na", "cannotassess", "nan", "notassessable"}:
+        return None
+    key = _squash(text.replace("-", "_"))
+    candidates = [key, _squash(_FILLER.sub(" ", text.lower()))]
+    synonyms = _SYNONYMS.get(enum, {})
+    for candidate in candidates:
+        for member in enum:
+            if _squash(member.value) == candidate:
+                return member
+        if candidate in synonyms:
+            return enum(synonyms[candidate])
+    allowed = ", ".join(m.value for m in enum)
+    raise ValueError(f"{value!r} is not a valid {enum.__name__.lower()}; use one of: {allowed}")
+
+
+def normalise_label(value: object) -> Diagnosis | None:
+    """A source's class label as a :class:`Diagnosis`, or ``None`` when it says nothing usable."""
+    try:
+        return normalise(Diagnosis, value)
+    except ValueError:
+        return None

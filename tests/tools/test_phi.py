@@ -1,0 +1,96 @@
+"""Pseudonyms, the salt file and scrubbing of text and paths."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+from neuroonco.tools.phi import (
+    identifier_tokens,
+    load_or_create_salt,
+    scrub_relative_path,
+    scrub_text,
+    subject_id,
+)
+
+SALT = b"s" * 32
+
+
+def test_subject_id_is_salted_and_stable() -> None:
+    sid = subject_id("BraTS2021_00042", SALT)
+    assert sid.startswith("sub-") and len(sid) == 4 + 16
+    int(sid[4:], 16)
+    assert sid == subject_id("BraTS2021_00042", SALT)
+    assert sid == subject_id(" BraTS2021_00042 ", SALT)
+    assert sid != subject_id("BraTS2021_00043", SALT)
+    assert sid != subject_id("BraTS2021_00042", b"t" * 32)
+    assert "00042" not in sid
+    with pytest.raises(ValueError, match="salt"):
+        subject_id("x", b"")
+
+
+def test_salt_is_created_once_with_private_mode(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "salt.bin"
+    salt = load_or_create_salt(path)
+    assert len(salt) == 32
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_or_create_salt(path) == salt
+    assert load_or_create_salt(tmp_path / "other.bin") != salt
+
+
+def test_truncated_salt_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "salt.bin"
+    path.write_bytes(b"short")
+    with pytest.raises(ValueError, match="backup"):
+        load_or_create_salt(path)
+    assert path.read_bytes() == b"short"  # never overwritten
+
+
+def test_scrub_text_whole_identifier_and_parts() -> None:
+    text = "Patient DOE^JOHN, also written john doe or Doe-John; MRN 123456 (mrn:123456)."
+    out = scrub_text(text, ["DOE^JOHN", "123456"])
+    for leaked in ("DOE", "Doe", "john", "JOHN", "123456"):
+        assert leaked not in out
+    assert out.startswith("Patient [removed], also written [removed] [removed] or ")
+    assert "MRN [removed]" in out
+
+
+def test_scrub_text_ignores_short_parts_and_empty_identifiers() -> None:
+    assert scrub_text("Li went to the lab", ["Li^Wei"]) == "Li went to the lab"
+    assert scrub_text("Wei and Li", ["Li^Wei"]) == "[removed] and Li"
+    assert scrub_text("nothing here", []) == "nothing here"
+    assert scrub_text("nothing here", ["", " ", None]) == "nothing here"  # type: ignore[list-item]
+
+
+def test_scrub_text_prefers_the_longest_match() -> None:
+    assert scrub_text("id BraTS2021_00042 done", ["BraTS2021_00042"]) == "id [removed] done"
+
+
+def test_identifier_tokens() -> None:
+    assert identifier_tokens(["Doe^John Q"]) == ["doe^john q", "john", "doe"]
+
+
+def test_scrub_relative_path_hashes_identifying_components() -> None:
+    rel = "Doe_John/series 1/DOE.JOHN.0001.dcm"
+    out = scrub_relative_path(rel, ["DOE^JOHN"], SALT)
+    parts = out.split("/")
+    assert len(parts) == 3
+    assert parts[0].startswith("anon-") and len(parts[0]) == 5 + 12
+    assert parts[1] == "series 1"
+    assert parts[2].startswith("anon-") and parts[2].endswith(".dcm")
+    assert "doe" not in out.lower() and "john" not in out.lower()
+    assert out == scrub_relative_path(rel, ["DOE^JOHN"], SALT)
+    assert out != scrub_relative_path(rel, ["DOE^JOHN"], b"t" * 32)
+
+
+def test_scrub_relative_path_keeps_compound_extensions_and_clean_paths() -> None:
+    rel = "Training\\BraTS2021_00042\\BraTS2021_00042_flair.nii.gz"
+    out = scrub_relative_path(rel, ["BraTS2021_00042"], SALT)
+    assert out.endswith(".nii.gz") and "00042" not in out
+    assert out.count("/") == 2
+    assert out.startswith("Training/anon-")
+    assert scrub_relative_path("a/b/c.png", ["someone"], SALT) == "a/b/c.png"
+    assert scrub_relative_path("a/b/c.png", [], SALT) == "a/b/c.png"
+    with pytest.raises(ValueError, match="relative"):
+        scrub_relative_path("/home/doe/x.png", ["doe"], SALT)

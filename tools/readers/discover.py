@@ -1,0 +1,100 @@
+"""Find every case under a source root: walk it once, let each layout reader claim its files, and
+reject whatever is left with a reason.
+
+Readers run in :data:`READERS` order, most specific first: BraTS naming before plain volumes, YOLO
+and image/mask pairs before plain class folders (which take every 2D image left). Discovery
+streams: cases are yielded as readers find them and no array is loaded.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from neuroonco.tools.readers.base import Reader, Rejection, SourceCase
+from neuroonco.tools.readers.brats import Brats2021Reader, Brats2023Reader
+from neuroonco.tools.readers.class_folder import ClassFolderReader
+from neuroonco.tools.readers.dicom import DicomReader
+from neuroonco.tools.readers.figshare import FigshareMatReader
+from neuroonco.tools.readers.nifti import NiftiReader
+from neuroonco.tools.readers.pairs import ImageMaskPairReader
+from neuroonco.tools.readers.yolo import YoloReader
+
+from neuroonco.errors import UnreadableInput
+
+READERS: tuple[Reader, ...] = (
+    Brats2021Reader(),
+    Brats2023Reader(),
+    FigshareMatReader(),
+    DicomReader(),
+    NiftiReader(),
+    YoloReader(),
+    ImageMaskPairReader(),
+    ClassFolderReader(),
+)
+
+SUPPORTED = (
+    "BraTS case folders, NIfTI/MHA/NRRD volumes (+ _seg masks), DICOM series, figshare .mat "
+    "(v7.3), 2D images (.jpg .png .bmp .tif .gif .webp) in class folders, with masks or YOLO labels"
+)
+
+# Metadata that sits beside images and is not itself an input.
+_SIDECAR_NAMES = {"thumbs.db", "desktop.ini", "data.yaml", "data.yml", "dataset.yaml"}
+_SIDECAR_PREFIXES = ("readme", "license", "licence", "changelog", "citation")
+_SIDECAR_SUFFIXES = {".csv", ".tsv", ".json", ".txt", ".md", ".yaml", ".yml", ".xlsx", ".xls"}
+_SKIPPED_DIRS = {"__macosx", "__pycache__"}  # macOS zip resource forks, Python caches
+
+
+def is_sidecar(path: Path) -> bool:
+    """Whether a left-over file is metadata to skip quietly rather than reject."""
+    name = path.name.lower()
+    return (
+        name in _SIDECAR_NAMES
+        or name.startswith(_SIDECAR_PREFIXES)
+        or path.suffix.lower() in _SIDECAR_SUFFIXES
+    )
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    """Files under ``root`` in sorted order, hidden files and folders skipped."""
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(
+            d for d in dirs if not d.startswith(".") and d.lower() not in _SKIPPED_DIRS
+        )
+        for name in sorted(files):
+            if not name.startswith("."):
+                yield Path(folder, name)
+
+
+def discover(root: Path) -> Iterator[SourceCase | Rejection]:
+    """Every case (and every rejected file, with why) under ``root``, a folder or a single file.
+
+    Raises :class:`UnreadableInput` when ``root`` does not exist.
+    """
+    root = Path(root).absolute()
+    if not root.exists():
+        raise UnreadableInput(f"{root}: no such file or folder; check the source path")
+    files = [root] if root.is_file() else list(_walk(root))
+    base = root.parent if root.is_file() else root
+    unclaimed: set[Path] = set()
+    for path in files:
+        # Empty label files are meaningful to YOLO (an image with no objects); others are not.
+        if path.suffix.lower() != ".txt" and _size(path) == 0:
+            yield Rejection(path, "empty file (0 bytes); re-download or remove it")
+        else:
+            unclaimed.add(path)
+    for reader in READERS:
+        yield from reader.claim(base, unclaimed)
+    for path in sorted(unclaimed):
+        if not is_sidecar(path):
+            yield Rejection(
+                path, f"not a recognised image or volume format; supported: {SUPPORTED}"
+            )
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return -1
