@@ -48,12 +48,9 @@ def mask_state(measurements: Mapping[str, Any] | None, has_mask: bool | None = N
     return "empty" if has_mask else "none"
 
 
-def intensity_hints(measurements: Mapping[str, Any] | None, modality: object) -> dict[str, Any]:
-    """Field -> hinted value (a vocabulary string, or None: "cannot tell") for the slice's channel.
-
-    Reads ``measurements["intensity"][channel]`` (hints directly in it or under ``"hints"``); the
-    channel is the slice's modality, else the only channel there is. Invalid hints are dropped.
-    """
+def channel_stats(measurements: Mapping[str, Any] | None, modality: object) -> Mapping[str, Any]:
+    """``measurements["intensity"][channel]`` for the slice's modality, else the only channel
+    there is (e.g. ``unknown`` for a 2D image); ``{}`` when there is none."""
     channels = (measurements or {}).get("intensity") or {}
     if not isinstance(channels, Mapping):
         return {}
@@ -64,8 +61,16 @@ def intensity_hints(measurements: Mapping[str, Any] | None, modality: object) ->
         stats = next(iter(channels.values()))
     else:
         return {}
-    if not isinstance(stats, Mapping):
-        return {}
+    return stats if isinstance(stats, Mapping) else {}
+
+
+def intensity_hints(measurements: Mapping[str, Any] | None, modality: object) -> dict[str, Any]:
+    """Field -> hinted value (a vocabulary string, or None: "cannot tell") for the slice's channel.
+
+    Hints sit directly in the channel's stats (as ``intensity_stats`` writes them) or under
+    ``"hints"``; invalid ones are dropped.
+    """
+    stats = channel_stats(measurements, modality)
     source = stats.get("hints") if isinstance(stats.get("hints"), Mapping) else stats
     hints: dict[str, Any] = {}
     for name in INTENSITY_FIELDS:
@@ -75,6 +80,21 @@ def intensity_hints(measurements: Mapping[str, Any] | None, modality: object) ->
             except ValueError:
                 continue
     return hints
+
+
+# Hint -> the number intensity_stats derives it from, with how to read it.
+_INTENSITY_NUMBERS = {
+    "signal_intensity": ("contrast_ratio", "lesion/normal mean ratio"),
+    "texture": ("cv", "lesion coefficient of variation"),
+    "margins": ("edge_sharpness", "edge sharpness"),
+}
+
+
+def intensity_evidence(name: str, stats: Mapping[str, Any]) -> str:
+    """`` (lesion/normal mean ratio 1.42)``-style note of the number behind a hint, or ''."""
+    key, words = _INTENSITY_NUMBERS.get(name, ("", ""))
+    value = stats.get(key)
+    return f" ({words} {value:.2f})" if isinstance(value, int | float) else ""
 
 
 def _pct(fraction: float) -> str:
@@ -177,19 +197,22 @@ def _check_mask_field(
 
 
 def _check_intensity_field(
-    name: str, claimed: str, hints: dict[str, Any], channel: str
+    name: str, claimed: str, hints: dict[str, Any], stats: Mapping[str, Any], channel: str
 ) -> FieldVerdict:
     hint = hints.get(name)
     if hint is None:
         return FieldVerdict(
             action="keep", reason=f"no {channel} intensity hint for {name}: kept unverified"
         )
+    number = intensity_evidence(name, stats)
     if claimed == hint:
-        return FieldVerdict(action="keep", reason=f"{claimed} matches the {channel} intensity hint")
+        return FieldVerdict(
+            action="keep", reason=f"{claimed} matches the {channel} intensity hint{number}"
+        )
     return FieldVerdict(
         action="downgrade",
         value=str(hint),
-        reason=f"{claimed} claimed but the {channel} intensity measurements suggest {hint}",
+        reason=f"{claimed} claimed but the {channel} intensity measurements suggest {hint}{number}",
     )
 
 
@@ -221,6 +244,7 @@ def check_claims(
     verdicts.update(_check_lesion(claims, state, measurements))
     physics = physics_violations({**claims, "lesion_found": None}, sequence)
     hints = intensity_hints(measurements, sequence)
+    stats = channel_stats(measurements, sequence)
     channel = sequence.value if sequence is not None else "image"
     for name in LESION_FIELDS:
         if name not in claims or name in verdicts:
@@ -230,7 +254,7 @@ def check_claims(
         elif name in MASK_FIELDS:
             verdicts[name] = _check_mask_field(name, claims[name], state, measurements)
         else:
-            verdicts[name] = _check_intensity_field(name, claims[name], hints, channel)
+            verdicts[name] = _check_intensity_field(name, claims[name], hints, stats, channel)
     return Critique(verdicts=verdicts, summary=_summarise(verdicts))
 
 

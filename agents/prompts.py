@@ -12,6 +12,7 @@ Grounding keys (the graph fills them; :mod:`neuroonco.agents.providers.builtin` 
 - ``measurements``: the dict of :func:`neuroonco.tools.measurements.measure_mask` or None (None
   also for an empty mask); may hold ``intensity`` {channel: stats with vocabulary hints};
 - ``has_mask``: whether the source gave a mask for the slice (tells an empty mask from none);
+- ``mask_kind``: the slice's ``mask_kind`` (``segmentation`` | ``box``); a box has no shape;
 - ``votes``: describers' findings (SliceFindings dicts, None for a failed describer);
 - ``findings``: the findings under critique (critic) or the describer's previous findings;
 - ``diagnosis``: the diagnostician's opinion (DiagnosisOpinion dict), for the arbiter;
@@ -25,9 +26,21 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from neuroonco.agents.critic_rules import intensity_hints, mask_evidence, mask_state
+from neuroonco.agents.critic_rules import (
+    channel_stats,
+    intensity_evidence,
+    intensity_hints,
+    mask_evidence,
+    mask_state,
+)
 from neuroonco.schemas.agents import Consensus, Critique, DiagnosisOpinion
-from neuroonco.schemas.findings import FINDING_FIELDS, MASK_FIELDS, SliceFindings, sequence_of
+from neuroonco.schemas.findings import (
+    FINDING_FIELDS,
+    MASK_FIELDS,
+    SliceFindings,
+    judged_on,
+    sequence_of,
+)
 from neuroonco.schemas.vocabulary import normalise_label
 from pydantic import BaseModel
 
@@ -131,9 +144,14 @@ def render_measurements(grounding: Mapping[str, Any]) -> str:
         if isinstance(m.get("subregions"), Mapping):
             parts = [f"{k} {_num(v)}" for k, v in sorted(m["subregions"].items())]
             lines.append(f"- subregions (share of the lesion): {', '.join(parts)}")
-    hints = intensity_hints(m, grounding.get("modality"))
+    seq = sequence_of(grounding.get("modality"))
+    hints = {k: v for k, v in intensity_hints(m, seq).items() if judged_on(k, seq)}
+    stats = channel_stats(m, seq)
     if hints:
-        parts = [f"{k} {v if v is not None else 'unclear'}" for k, v in sorted(hints.items())]
+        parts = [
+            f"{k} {v if v is not None else 'unclear'}{intensity_evidence(k, stats)}"
+            for k, v in sorted(hints.items())
+        ]
         lines.append(f"Intensity hints (heuristic): {', '.join(parts)}")
     return "\n".join(lines)
 

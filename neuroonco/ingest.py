@@ -60,7 +60,7 @@ class _SliceOut:
 
 
 def source_key(case: SourceCase, root: Path) -> str:
-    """Fingerprint of a case's files (relative path, size, mtime): unchanged files skip re-ingest."""
+    """Fingerprint of a case's files (relative path, size, mtime): unchanged ones are skipped."""
     h = hashlib.sha256(case.source_format.encode())
     for path in case.files:
         st = path.stat()
@@ -149,7 +149,9 @@ def _measure(
     return facts
 
 
-def _label(case: SourceCase, mask2d: np.ndarray | None, choice: slicing.SliceChoice | None) -> str | None:
+def _label(
+    case: SourceCase, mask2d: np.ndarray | None, choice: slicing.SliceChoice | None
+) -> str | None:
     """The source's diagnosis for this slice; a tumour-free slice of a tumour case is no_tumor."""
     if choice is not None and choice.is_negative:
         return "no_tumor"
@@ -235,13 +237,13 @@ class Ingestor:
             if row["duplicate_of"] == row["id"]:  # the very same slice re-read: nothing new
                 continue
             row["image_path"] = self._write_png(row["id"], s.png, "")
-            row["mask_path"] = None if s.mask_png is None else self._write_png(
-                row["id"], s.mask_png, "_mask"
+            row["mask_path"] = (
+                None if s.mask_png is None else self._write_png(row["id"], s.mask_png, "_mask")
             )
             row["created_at"] = store.now()
             self.index.add(row["id"], row["content_hash"], row["perceptual_hash"], row["group_id"])
             rows.append(row)
-        with self.db.conn:
+        with store.transaction(self.db):
             self.db["slices"].insert_all(rows, ignore=True, alter=True)
             self.db["ingested_sources"].upsert(
                 {"source_key": key, "n_slices": len(rows), "created_at": store.now()},
@@ -267,10 +269,13 @@ class Ingestor:
             rel = path.name
         rel = phi.scrub_relative_path(rel, identifiers, self.salt)
         shown = f"{root.name}/{rel}"
-        with self.db.conn:
+        with store.transaction(self.db):
             self.db["rejected_inputs"].upsert(
-                {"path": shown, "reason": phi.scrub_text(reason, identifiers),
-                 "created_at": store.now()},
+                {
+                    "path": shown,
+                    "reason": phi.scrub_text(reason, identifiers),
+                    "created_at": store.now(),
+                },
                 pk="path",
             )
         self.summary.rejected += 1
@@ -294,7 +299,9 @@ def ingest(
         db.close()
 
 
-def slice_rows(db: sqlite_utils.Database, where: str = "1=1", params: Iterable = ()) -> Iterator[dict]:
+def slice_rows(
+    db: sqlite_utils.Database, where: str = "1=1", params: Iterable = ()
+) -> Iterator[dict]:
     """Stored slices with their JSON columns decoded."""
     for row in db.query(f"select * from slices where {where} order by rowid", list(params)):
         if row.get("measurements"):

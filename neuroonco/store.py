@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,11 +32,25 @@ def migration(fn: Migration) -> Migration:
 def m001_slices(db: sqlite_utils.Database) -> None:
     db["slices"].create(
         {
-            "id": str, "dataset": str, "source_format": str, "source_path": str,
-            "subject_id": str, "group_id": str, "modality": str, "plane": str,
-            "slice_index": int, "image_path": str, "mask_path": str, "label": str,
-            "measurements": str, "content_hash": str, "perceptual_hash": str,
-            "duplicate_of": str, "mask_kind": str, "split_hint": str, "created_at": str,
+            "id": str,
+            "dataset": str,
+            "source_format": str,
+            "source_path": str,
+            "subject_id": str,
+            "group_id": str,
+            "modality": str,
+            "plane": str,
+            "slice_index": int,
+            "image_path": str,
+            "mask_path": str,
+            "label": str,
+            "measurements": str,
+            "content_hash": str,
+            "perceptual_hash": str,
+            "duplicate_of": str,
+            "mask_kind": str,
+            "split_hint": str,
+            "created_at": str,
         },
         pk="id",
         if_not_exists=True,
@@ -56,17 +71,39 @@ def m001_slices(db: sqlite_utils.Database) -> None:
 @migration
 def m002_annotation_tables(db: sqlite_utils.Database) -> None:
     db["runs"].create(
-        {"id": str, "started_at": str, "finished_at": str, "config": str, "versions": str,
-         "config_hash": str, "summary": str},
+        {
+            "id": str,
+            "started_at": str,
+            "finished_at": str,
+            "config": str,
+            "versions": str,
+            "config_hash": str,
+            "summary": str,
+        },
         pk="id",
         if_not_exists=True,
     )
     db["agent_calls"].create(
         {
-            "id": str, "run_id": str, "slice_id": str, "role": str, "model": str, "round": int,
-            "prompt": str, "response": str, "output": str, "error": str, "attempts": int,
-            "latency_ms": float, "input_tokens": int, "output_tokens": int, "cost_usd": float,
-            "cached": int, "cache_key": str, "attempt_log": str, "created_at": str,
+            "id": str,
+            "run_id": str,
+            "slice_id": str,
+            "role": str,
+            "model": str,
+            "round": int,
+            "prompt": str,
+            "response": str,
+            "output": str,
+            "error": str,
+            "attempts": int,
+            "latency_ms": float,
+            "input_tokens": int,
+            "output_tokens": int,
+            "cost_usd": float,
+            "cached": int,
+            "cache_key": str,
+            "attempt_log": str,
+            "created_at": str,
         },
         pk="id",
         if_not_exists=True,
@@ -74,15 +111,34 @@ def m002_annotation_tables(db: sqlite_utils.Database) -> None:
     db["agent_calls"].create_index(["cache_key"], if_not_exists=True)
     db["agent_calls"].create_index(["run_id", "slice_id"], if_not_exists=True)
     db["annotations"].create(
-        {"slice_id": str, "run_id": str, "status": str, "findings": str, "agreement": float,
-         "rounds": int, "error": str, "config_hash": str, "created_at": str},
+        {
+            "slice_id": str,
+            "run_id": str,
+            "status": str,
+            "findings": str,
+            "agreement": float,
+            "rounds": int,
+            "error": str,
+            "config_hash": str,
+            "agreement_by_field": str,
+            "created_at": str,
+        },
         pk=("slice_id", "run_id"),
         if_not_exists=True,
     )
     db["annotations"].create_index(["config_hash", "slice_id"], if_not_exists=True)
     db["instructions"].create(
-        {"id": str, "slice_id": str, "run_id": str, "task": str, "kind": str, "question": str,
-         "options": str, "answer": str, "split": str},
+        {
+            "id": str,
+            "slice_id": str,
+            "run_id": str,
+            "task": str,
+            "kind": str,
+            "question": str,
+            "options": str,
+            "answer": str,
+            "split": str,
+        },
         pk="id",
         if_not_exists=True,
     )
@@ -132,6 +188,18 @@ def migrate(db: sqlite_utils.Database) -> list[str]:
         table.insert({"name": name, "applied_at": now()})
         applied.append(name)
     return applied
+
+
+@contextmanager
+def transaction(db: sqlite_utils.Database) -> Iterator[None]:
+    """One short write transaction (the connection is in autocommit mode otherwise)."""
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.conn.execute("ROLLBACK")
+        raise
+    db.conn.execute("COMMIT")
 
 
 def images_dir(db_path: Path | str) -> Path:

@@ -73,6 +73,15 @@ def sequence_of(value: object) -> Modality | None:
         return None
 
 
+def judged_on(name: str, sequence: Modality | None) -> bool:
+    """Whether field ``name`` can be judged on ``sequence`` (enhancement: t1ce; edema: not t1s)."""
+    if name == "enhancement":
+        return sequence == Modality.t1ce
+    if name == "edema":
+        return sequence not in _NO_EDEMA_SEQUENCES
+    return True
+
+
 def physics_violations(values: Mapping[str, Any], sequence: Modality | None) -> dict[str, str]:
     """Field -> what to change, for every value the slice's sequence or lesion status forbids."""
     problems: dict[str, str] = {}

@@ -334,6 +334,7 @@ def make_phantom(
     diag, kind = _diagnosis(diagnosis, tumour)
     side, sign = _side(rng, tumour_side, kind)
     n = n_lesions if diag != "no_tumor" else 0
+    diag = diag if n > 0 else "no_tumor"
     lesions = _make_lesions(rng, head, spacing, kind, n, sign, radius_mm, shape_kind)
     tissue, mask, texture = _render(shape, spacing, head, lesions, vents, rng)
     volumes = _signals(tissue, texture, rng, SEQUENCES)

@@ -2,10 +2,11 @@
 
 Nothing can be downloaded here, so the demo and every reader test use files written by these
 functions, byte-compatible with the public sets as far as the readers can tell: BraTS 2021 and
-2023 case folders (NIfTI, in the RAS-like orientation of the real files, so a reader that does not
-reorient gets left and right wrong), figshare MATLAB v7.3 ``.mat`` slices (HDF5, column-major),
-Kaggle class folders, image/mask pairs, YOLO sets, a DICOM series with planted identifiers,
-plain NIfTI volumes, and a set of broken files. Every writer returns the paths it wrote.
+2023 case folders (NIfTI stored RAS, x and y flipped as many NIfTI exports are, so a reader that
+does not reorient gets left and right wrong), figshare MATLAB v7.3 ``.mat`` slices (HDF5,
+column-major), Kaggle class folders, image/mask pairs, YOLO sets, a DICOM series with planted
+identifiers, plain NIfTI volumes, and a set of broken files. Every writer returns the paths it
+wrote.
 
 ``python -m neuroonco.tools.sample_sources OUT_DIR [--seed N] [--full]`` writes the sample tree.
 """
@@ -50,6 +51,7 @@ def _mkdir(path: Path) -> Path:
 
 
 def to_int16(volume: np.ndarray) -> np.ndarray:
+    """Rounded and clipped to int16, the type of the BraTS and DICOM intensity files."""
     return np.rint(np.clip(volume, -32768, 32767)).astype(np.int16)
 
 
@@ -67,8 +69,9 @@ def volume_image(
     """A SimpleITK image of a canonical ``(z, y, x)`` array (``spacing`` in that order).
 
     ``ras=False`` keeps the identity direction (LPS, the canonical frame). ``ras=True`` stores
-    it as the real BraTS files are stored: x and y flipped, with a direction matrix saying so, so
-    ``sitk.DICOMOrient(img, "LPS")`` gives back the canonical array at the same physical place.
+    the array with x and y flipped and a direction matrix saying so (RAS), so the raw array is
+    mirrored but ``sitk.DICOMOrient(img, "LPS")`` gives back the canonical array, at the same
+    physical place.
     """
     sz, sy, sx = (float(s) for s in spacing)
     if not ras:
@@ -105,14 +108,17 @@ def _write_brats(folder: Path, case_id: str, ph: Phantom, names, sep: str, seg4:
 
 
 def write_brats2021_case(root: Path, case_id: str, ph: Phantom) -> list[Path]:
-    """``root/BraTS2021_XXXXX/BraTS2021_XXXXX_{t1,t1ce,t2,flair,seg}.nii.gz``; seg 1, 2, 4."""
+    """``root/BraTS2021_XXXXX/BraTS2021_XXXXX_{t1,t1ce,t2,flair,seg}.nii.gz``: int16
+    intensities, seg labels 1, 2, 4, stored RAS (see :func:`volume_image`). A bare number as
+    ``case_id`` gets the ``BraTS2021_`` prefix."""
     case_id = case_id if case_id.startswith("BraTS") else f"BraTS2021_{case_id}"
     names = {s: s for s in SEQUENCES}
     return _write_brats(Path(root) / case_id, case_id, ph, names, "_", seg4=True)
 
 
 def write_brats2023_case(root: Path, case_id: str, ph: Phantom) -> list[Path]:
-    """``root/<id>/<id>-{t1n,t1c,t2w,t2f,seg}.nii.gz`` (id like ``BraTS-GLI-00000-000``)."""
+    """``root/<id>/<id>-{t1n,t1c,t2w,t2f,seg}.nii.gz`` (id like ``BraTS-GLI-00000-000``): seg
+    labels 1, 2, 3, stored RAS like :func:`write_brats2021_case`."""
     return _write_brats(Path(root) / case_id, case_id, ph, _BRATS2023_NAMES, "-", seg4=False)
 
 

@@ -3,7 +3,8 @@
 Images go as native `image` content blocks with a base64 PNG source, before the prompt text (as
 Anthropic recommends). `ANTHROPIC_API_KEY` and `ANTHROPIC_BASE_URL` are read here, in the
 constructor, unless `api_key` / `base_url` are passed; the key is always handed to the SDK
-explicitly, so it never falls back to credential profiles on disk.
+explicitly, so it never falls back to credential profiles on disk. The Messages API of this SDK
+generation takes no sampling parameters, so `ModelRequest.temperature` is not sent.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from typing import Any
 
 import anthropic
 import instructor
-
 from neuroonco.agents.providers.base import (
     ModelRequest,
     ModelResult,
@@ -30,6 +30,7 @@ from neuroonco.agents.providers.retry import (
     failure_from_status,
     send_with_retries,
 )
+
 from neuroonco.errors import ConfigError
 
 ANTHROPIC_HOST = "api.anthropic.com"
@@ -134,7 +135,6 @@ class AnthropicProvider(Provider):
             "model": self.model,
             "messages": self._messages(request),
             "max_tokens": request.max_tokens,
-            "temperature": request.temperature,
         }
         if request.system:
             kwargs["system"] = request.system

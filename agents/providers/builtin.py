@@ -13,9 +13,9 @@ Each role says only what the measurements support:
 - arbiter: :func:`neuroonco.agents.fusion.fuse`.
 
 Grounding keys read (see :mod:`neuroonco.agents.prompts` for what each holds): ``modality``,
-``label``, ``measurements``, ``has_mask``, ``votes``, ``findings``, ``diagnosis``, ``rule``,
-``review_threshold``. ``critique`` is ignored: the builtin describer already says only what the
-measurements support, so a revision round changes nothing.
+``label``, ``measurements``, ``has_mask``, ``mask_kind``, ``votes``, ``findings``, ``diagnosis``,
+``rule``, ``review_threshold``. ``critique`` is ignored: the builtin describer already says only
+what the measurements support, so a revision round changes nothing.
 """
 
 from __future__ import annotations
@@ -24,7 +24,14 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from neuroonco.agents.critic_rules import check_claims, intensity_hints, mask_evidence, mask_state
+from neuroonco.agents.critic_rules import (
+    channel_stats,
+    check_claims,
+    intensity_evidence,
+    intensity_hints,
+    mask_evidence,
+    mask_state,
+)
 from neuroonco.agents.fusion import fuse
 from neuroonco.agents.providers.base import (
     AttemptRecord,
@@ -65,7 +72,8 @@ def describe(grounding: Grounding) -> SliceFindings:
     notes: list[str] = []
     if lesion and mask_state(m, grounding.get("has_mask")) == "lesion":
         # A box "mask" (YOLO) has the outline of its box, not of the lesion.
-        fields = [n for n in MASK_FIELDS if not (n == "shape" and m.get("mask_kind") == "box")]
+        box = (grounding.get("mask_kind") or m.get("mask_kind")) == "box"
+        fields = [n for n in MASK_FIELDS if not (n == "shape" and box)]
         for name in fields:
             value = _valid(name, m.get(name))
             if value is not None:
@@ -77,7 +85,10 @@ def describe(grounding: Grounding) -> SliceFindings:
         values.update(hints)
         if hints:
             channel = seq.value if seq is not None else "image"
-            listed = ", ".join(f"{k} {v}" for k, v in sorted(hints.items()))
+            stats = channel_stats(m, seq)
+            listed = ", ".join(
+                f"{k} {v}{intensity_evidence(k, stats)}" for k, v in sorted(hints.items())
+            )
             notes.append(f"{channel} intensity: {listed}")
     values["rationale"] = _describer_rationale(grounding, lesion, notes)
     return SliceFindings.model_validate(values)

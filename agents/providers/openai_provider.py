@@ -23,7 +23,6 @@ from typing import Any
 
 import instructor
 import openai
-
 from neuroonco.agents.providers.base import (
     ModelRequest,
     ModelResult,
@@ -38,6 +37,7 @@ from neuroonco.agents.providers.retry import (
     failure_from_status,
     send_with_retries,
 )
+
 from neuroonco.errors import ConfigError
 
 MODES = {

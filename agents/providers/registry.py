@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from neuroonco.agents.providers.base import Provider, ProviderOptions
+
 from neuroonco.errors import ConfigError
 
 PROVIDERS = ("builtin", "openai", "anthropic", "ollama")
@@ -34,7 +35,9 @@ def parse_spec(spec: str) -> tuple[str, str]:
         )
     model = model.strip()
     if provider != "builtin" and not model:
-        raise ConfigError(f"model spec {spec!r} names no model: write {provider}:MODEL ({EXAMPLES})")
+        raise ConfigError(
+            f"model spec {spec!r} names no model: write {provider}:MODEL ({EXAMPLES})"
+        )
     return provider, model
 
 

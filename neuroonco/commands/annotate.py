@@ -2,6 +2,175 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+from pathlib import Path
+from typing import Annotated
 
-def annotate_command() -> None:
-    """Annotate slices with the describer/diagnostician/critic/arbiter graph."""
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from neuroonco.agents.providers.pricing import cost_usd
+from neuroonco.commands.ingest import run_ingest
+from neuroonco.graph.context import AnnotateConfig
+from neuroonco.graph.runner import Runner, RunSummary
+from neuroonco.ingest import IngestOptions
+
+# A rough size of one call, for the estimate shown before paid runs: a slice image (~800
+# tokens for one 256px image), grounding and instructions in; a JSON answer out.
+EST_INPUT_TOKENS = 1500
+EST_OUTPUT_TOKENS = 300
+
+
+def _specs(value: str | None) -> list[str] | None:
+    return [s.strip() for s in value.split(",") if s.strip()] if value else None
+
+
+def build_config(
+    config_file: Path | None,
+    describers: str | None,
+    diagnostician: str | None,
+    critic: str | None,
+    arbiter: str | None,
+    rule: str | None,
+    max_rounds: int | None,
+) -> AnnotateConfig:
+    """The run's config: a file's values, then any option given on the command line."""
+    config = AnnotateConfig.from_file(config_file) if config_file else AnnotateConfig()
+    overrides = {
+        "describers": _specs(describers),
+        "diagnostician": diagnostician,
+        "critic": critic,
+        "arbiter": arbiter,
+        "rule": rule,
+        "max_rounds": max_rounds,
+    }
+    values = {**config.as_dict(), **{k: v for k, v in overrides.items() if v is not None}}
+    return AnnotateConfig(**values)
+
+
+def estimate_cost(config: AnnotateConfig, slices: int) -> float | None:
+    """Upper-bound USD for paid models (every round taken), None when nothing is priced."""
+    rounds = config.max_rounds
+    per_slice = [(s, rounds) for s in config.describers]
+    per_slice += [(config.diagnostician, rounds), (config.critic, rounds * len(config.describers))]
+    per_slice += [(config.arbiter, 1)]
+    total, priced = 0.0, False
+    for spec, n in per_slice:
+        unit = cost_usd(spec, EST_INPUT_TOKENS, EST_OUTPUT_TOKENS)
+        if unit:
+            total += unit * n * slices
+            priced = True
+    return total if priced else None
+
+
+def print_summary(summary: RunSummary, console: Console) -> None:
+    t = summary.tally
+    table = Table(title=f"annotate run {summary.run_id}")
+    for col in (
+        "slices",
+        *sorted(summary.by_status),
+        "calls",
+        "cached",
+        "tokens in/out",
+        "cost $",
+        "slices/s",
+    ):
+        table.add_column(col, justify="right")
+    table.add_row(
+        str(summary.done),
+        *(str(summary.by_status[k]) for k in sorted(summary.by_status)),
+        str(t.calls),
+        str(t.cached),
+        f"{t.input_tokens}/{t.output_tokens}",
+        f"{t.cost_usd:.4f}",
+        f"{summary.slices_per_s:.1f}",
+    )
+    console.print(table)
+    if summary.stopped:
+        console.print(f"[yellow]stopped early: {summary.stopped}; run the same command to go on")
+
+
+def annotate_command(
+    sources: Annotated[
+        list[Path] | None, typer.Argument(help="Source folders to ingest first (optional).")
+    ] = None,
+    db: Annotated[Path, typer.Option("--db", help="SQLite store.")] = Path("neuroonco.db"),
+    describers: Annotated[
+        str | None, typer.Option(help="Comma-separated describer specs, e.g. builtin,openai:gpt-4o")
+    ] = None,
+    diagnostician: Annotated[str | None, typer.Option(help="Diagnostician spec.")] = None,
+    critic: Annotated[str | None, typer.Option(help="Critic spec.")] = None,
+    arbiter: Annotated[str | None, typer.Option(help="Arbiter spec.")] = None,
+    rule: Annotated[
+        str | None, typer.Option(help="Fusion rule: unanimous, majority or seed_rules.")
+    ] = None,
+    max_rounds: Annotated[int | None, typer.Option(min=1, help="Critique rounds at most.")] = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="Model calls in flight.")] = 8,
+    limit: Annotated[int | None, typer.Option(min=1, help="Annotate at most N slices.")] = None,
+    max_cost: Annotated[
+        float | None, typer.Option(help="Stop cleanly before spending more than this (USD).")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="JSON/TOML file of AnnotateConfig fields.")
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Skip the paid-run prompt.")] = False,
+) -> None:
+    """Annotate slices with the describer/diagnostician/critic/arbiter graph (ingests SRC first).
+
+    Model specs: builtin (offline default), openai:MODEL, anthropic:MODEL, ollama:MODEL."""
+    console = Console()
+    cfg = build_config(config, describers, diagnostician, critic, arbiter, rule, max_rounds)
+    if sources:
+        run_ingest(sources, db, IngestOptions(), console)
+    runner = Runner(db, cfg, concurrency=concurrency, limit=limit, max_cost_usd=max_cost)
+    _confirm_cost(runner, cfg, console, yes)
+    with Progress(
+        TextColumn("annotating"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[stats]}"),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("annotate", total=None, stats="")
+
+        def update(s: RunSummary) -> None:
+            t = s.tally
+            rate = s.done / max(1e-9, progress.tasks[0].elapsed or 1e-9)
+            progress.update(
+                task,
+                total=s.pending,
+                completed=s.done,
+                stats=f"{rate:.1f} slices/s  calls {t.calls}  "
+                f"tokens {t.input_tokens + t.output_tokens}  ${t.cost_usd:.4f}",
+            )
+
+        summary = asyncio.run(runner.run(update))
+    print_summary(summary, console)
+
+
+def _confirm_cost(runner: Runner, cfg: AnnotateConfig, console: Console, yes: bool) -> None:
+    from neuroonco import store
+    from neuroonco.graph.runner import pending_count
+
+    conn = store.connect(runner.db_path)
+    try:
+        pending = pending_count(conn, cfg.config_hash())
+    finally:
+        conn.close()
+    if runner.limit:
+        pending = min(pending, runner.limit)
+    estimate = estimate_cost(cfg, pending)
+    if estimate is None:
+        return
+    console.print(
+        f"{pending} slices to annotate with paid models: estimated at most ${estimate:.2f}"
+        + (f" (budget ${runner.max_cost_usd:.2f})" if runner.max_cost_usd else "")
+    )
+    interactive = os.isatty(0) and not os.environ.get("CI")
+    if interactive and not yes and not typer.confirm("Go on?", default=True):
+        raise typer.Exit(1)

@@ -30,8 +30,11 @@ def run_ingest(
 ) -> IngestSummary:
     """Ingest with a live progress line; shared by `ingest` and `annotate SRC`."""
     with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-        console=console, transient=True,
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
     ) as progress:
         task = progress.add_task("ingesting")
 
@@ -52,8 +55,11 @@ def print_summary(summary: IngestSummary, console: Console) -> None:
     for col in ("cases", "slices", "duplicates", "unchanged cases skipped", "rejected files"):
         table.add_column(col, justify="right")
     table.add_row(
-        str(summary.cases), str(summary.slices), str(summary.duplicates),
-        str(summary.skipped_cases), str(summary.rejected),
+        str(summary.cases),
+        str(summary.slices),
+        str(summary.duplicates),
+        str(summary.skipped_cases),
+        str(summary.rejected),
     )
     console.print(table)
     if summary.by_format:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-
 from neuroonco.agents.critic_rules import (
     apply_critique,
     check_claims,
@@ -103,7 +102,13 @@ def test_edema_on_t1_is_erased() -> None:
 def test_intensity_hint_contradiction_is_downgraded() -> None:
     m = measured(
         intensity={
-            "t2": {"signal_intensity": "hyperintense", "texture": None, "edema": "mild"},
+            "t2": {
+                "signal_intensity": "hyperintense",
+                "texture": None,
+                "edema": "mild",
+                "contrast_ratio": 1.4213,
+                "cv": 0.2,
+            },
             "t1": {"signal_intensity": "hypointense"},
         }
     )
@@ -118,7 +123,10 @@ def test_intensity_hint_contradiction_is_downgraded() -> None:
     verdicts = check_claims(findings, m, "t2").verdicts
     assert verdicts["signal_intensity"].action == "downgrade"
     assert verdicts["signal_intensity"].value == "hyperintense"
-    assert "t2 intensity" in verdicts["signal_intensity"].reason
+    assert verdicts["signal_intensity"].reason == (
+        "hypointense claimed but the t2 intensity measurements suggest hyperintense "
+        "(lesion/normal mean ratio 1.42)"
+    )
     assert verdicts["edema"].action == "keep"
     assert verdicts["texture"].action == "keep" and "unverified" in verdicts["texture"].reason
     assert verdicts["margins"].action == "keep" and "unverified" in verdicts["margins"].reason

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from neuroonco.agents.prompts import (
     PROMPT_VERSION,
     RESPONSE_MODELS,
@@ -28,19 +27,25 @@ MEASUREMENTS = {
     "laterality": "right",
     "laterality_source": "radiological_convention",
     "subregions": {"necrotic_core": 0.2, "edema": 0.6, "enhancing": 0.2},
-    "intensity": {"flair": {"signal_intensity": "hyperintense", "texture": None}},
+    "intensity": {
+        "flair": {"signal_intensity": "hyperintense", "texture": None, "enhancement": None}
+    },
 }
 GROUNDING = {"modality": "flair", "label": "Glioma", "measurements": MEASUREMENTS, "has_mask": True}
 
 
 def test_version_and_roles() -> None:
     assert PROMPT_VERSION == "2026-11-29.1"
-    assert set(SYSTEMS) == set(RESPONSE_MODELS) == {
-        "describer",
-        "diagnostician",
-        "critic",
-        "arbiter",
-    }
+    assert (
+        set(SYSTEMS)
+        == set(RESPONSE_MODELS)
+        == {
+            "describer",
+            "diagnostician",
+            "critic",
+            "arbiter",
+        }
+    )
     assert RESPONSE_MODELS["describer"] is SliceFindings
     assert RESPONSE_MODELS["arbiter"] is Consensus
 
@@ -53,7 +58,8 @@ def test_describer_prompt_grounds_the_mask_fields() -> None:
     assert "- shape: irregular (circularity 0.41 < 0.5)" in prompt
     assert "- size: medium (lesion area 1.74% of the image" in prompt
     assert "subregions (share of the lesion): edema 0.6, enhancing 0.2, necrotic_core 0.2" in prompt
-    assert "Intensity hints (heuristic): signal_intensity hyperintense, texture unclear" in prompt
+    # enhancement is not judged on flair, so its hint is not even mentioned.
+    assert "Intensity hints (heuristic): signal_intensity hyperintense, texture unclear\n" in prompt
 
 
 def test_rendering_is_deterministic_and_order_free() -> None:

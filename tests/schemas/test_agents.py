@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
-
 from neuroonco.schemas.agents import (
     FINDINGS_KEYS,
     Consensus,
@@ -13,6 +11,7 @@ from neuroonco.schemas.agents import (
     FieldVerdict,
 )
 from neuroonco.schemas.vocabulary import Diagnosis
+from pydantic import ValidationError
 
 
 def test_diagnosis_opinion_normalises_labels() -> None:
@@ -99,7 +98,7 @@ def test_consensus_findings_json_is_the_store_contract() -> None:
 def test_consensus_validates_agreement_and_physics() -> None:
     with pytest.raises(ValidationError, match="agreement key 'colour'"):
         Consensus(agreement={"colour": 1.0})
-    with pytest.raises(ValidationError, match="must lie in 0..1"):
+    with pytest.raises(ValidationError, match=r"must lie in 0\.\.1"):
         Consensus(agreement={"size": 1.5})
     with pytest.raises(ValidationError, match="set enhancement to null"):
         Consensus(modality="flair", enhancement="ring")

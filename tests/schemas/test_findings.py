@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
-
 from neuroonco.schemas.findings import (
     LESION_FIELDS,
     SliceFindings,
     describe_findings,
     finding_value,
+    judged_on,
     physics_violations,
 )
 from neuroonco.schemas.vocabulary import Enhancement, Margins, Modality, Shape
+from pydantic import ValidationError
 
 
 def _error(data: dict, context: dict | None = None) -> str:
@@ -113,6 +113,12 @@ def test_finding_value_parses_per_field() -> None:
         finding_value("diagnosis", "glioma")
     with pytest.raises(ValueError, match="true, false or null"):
         finding_value("lesion_found", "maybe")
+
+
+def test_judged_on() -> None:
+    assert judged_on("enhancement", Modality.t1ce) and not judged_on("enhancement", None)
+    assert judged_on("edema", Modality.flair) and judged_on("edema", None)
+    assert not judged_on("edema", Modality.t1) and judged_on("texture", Modality.t1)
 
 
 def test_physics_violations_per_field() -> None:

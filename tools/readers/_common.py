@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 from neuroonco.schemas.vocabulary import Diagnosis, Modality, normalise, normalise_label
+from neuroonco.tools.readers._nifti_io import read_nifti, to_lps
 from neuroonco.tools.readers.base import LoadedCase, check_loaded
 from PIL import Image
 
@@ -193,8 +194,25 @@ def to_mask(values: np.ndarray, where: Path) -> np.ndarray:
 
 
 def read_volume(path: Path, *, mask: bool = False) -> tuple[np.ndarray, bool]:
-    """Read a NIfTI/MHA/NRRD file as a canonical array; see :func:`sitk_to_array`."""
-    return sitk_to_array(read_sitk(path), path, mask=mask)
+    """Read a NIfTI/MHA/NRRD file as a canonical array; see :func:`sitk_to_array`.
+
+    NIfTI voxels are read by :mod:`._nifti_io` (ITK would zero NaNs and pad truncated files)."""
+    if volume_suffix(path) not in (".nii", ".nii.gz"):
+        return sitk_to_array(read_sitk(path), path, mask=mask)
+    data = read_nifti(path)
+    values, oriented = data.array, data.array.ndim == 3
+    if oriented:
+        try:
+            values = to_lps(values, data.direction)
+        except ValueError as exc:
+            raise UnreadableInput(f"{path}: {exc}; fix the header's orientation") from exc
+    if mask:
+        return to_mask(values * data.slope + data.inter if data.scaled else values, path), oriented
+    out = values.astype(np.float32)  # the one copy
+    if data.scaled:
+        out *= np.float32(data.slope)
+        out += np.float32(data.inter)
+    return out, oriented
 
 
 def _open_2d(path: Path) -> Image.Image:

@@ -1,0 +1,222 @@
+"""Every model call of a run goes through :class:`ModelCaller`: cache, budget, slots, record.
+
+A call is served from the store when the same model already answered the same request (cache
+key: model, prompts, image hashes, schema, parameters); otherwise it waits for a slot of the
+run-wide concurrency limit, runs on its provider, and comes back with the row that
+``agent_calls`` will hold (written by the persist node together with the slice's annotation, so
+a slice's calls and consensus land in one transaction).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+from neuroonco.agents.providers.base import ModelRequest, ModelResult, Provider
+from neuroonco.graph.slots import PrioritySlots
+from pydantic import BaseModel, ValidationError
+
+from neuroonco import store
+from neuroonco.errors import ConfigError
+
+STAGE_PRIORITY = {"arbiter": 0, "critic": 1, "diagnostician": 2, "describer": 3}
+
+
+class BudgetExceeded(Exception):
+    """The next paid call would take the run past ``--max-cost``."""
+
+
+@dataclass
+class CallOutcome:
+    """A validated output (or None) and the ``agent_calls`` row describing the call."""
+
+    output: BaseModel | None
+    row: dict[str, Any]
+    error: str | None
+
+
+@dataclass
+class RunTally:
+    """Running totals for the progress bar and the summary."""
+
+    calls: int = 0
+    cached: int = 0
+    failed: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    by_model: dict[str, int] = field(default_factory=dict)
+
+
+class CallCache:
+    """Looks up earlier successful answers in ``agent_calls`` by cache key."""
+
+    def __init__(self, conn: sqlite3.Connection | None) -> None:
+        self.conn = conn
+        self.recent: dict[str, tuple[str | None, str, int, int]] = {}
+
+    def get(self, key: str) -> tuple[str | None, str, int, int] | None:
+        hit = self.recent.get(key)
+        if hit is not None or self.conn is None:
+            return hit
+        return self.conn.execute(
+            "select response, output, input_tokens, output_tokens from agent_calls "
+            "where cache_key = ? and output is not null limit 1",
+            (key,),
+        ).fetchone()
+
+    def put(self, key: str, row: dict[str, Any]) -> None:
+        if row["output"] is not None:
+            self.recent[key] = (
+                row["response"],
+                row["output"],
+                row["input_tokens"],
+                row["output_tokens"],
+            )
+
+
+class ModelCaller:
+    """Runs (or serves from cache) the model calls of one run."""
+
+    def __init__(
+        self,
+        providers: dict[str, Provider],
+        *,
+        run_id: str,
+        cache: CallCache,
+        concurrency: int,
+        max_cost_usd: float | None = None,
+    ) -> None:
+        self.providers = providers
+        self.run_id = run_id
+        self.cache = cache
+        self.slots = PrioritySlots(concurrency)
+        self.max_cost_usd = max_cost_usd
+        self.tally = RunTally()
+        self._ids = itertools.count(1)
+
+    def provider(self, spec: str) -> Provider:
+        try:
+            return self.providers[spec]
+        except KeyError:
+            raise ConfigError(f"no provider was set up for {spec!r}") from None
+
+    async def call(
+        self, spec: str, request: ModelRequest, *, slice_id: str, round_: int, seq: int = 0
+    ) -> CallOutcome:
+        """One agent call for ``slice_id``; never raises for model failures."""
+        key = request.cache_key(spec)
+        hit = self.cache.get(key)
+        if hit is not None:
+            outcome = self._from_cache(spec, request, hit, key, slice_id, round_)
+            if outcome is not None:
+                return outcome
+        provider = self.provider(spec)
+        if spec == "builtin":  # in-process and instant: no slot, no budget
+            result = await provider.complete(request)
+        else:
+            self._check_budget()
+            async with self.slots.hold((STAGE_PRIORITY.get(request.role, 9), seq)):
+                result = await provider.complete(request)
+        row = self._row(spec, request, result, key, slice_id, round_)
+        self.cache.put(key, row)
+        self._count(row)
+        return CallOutcome(result.output if result.ok else None, row, row["error"])
+
+    def _check_budget(self) -> None:
+        if self.max_cost_usd is not None and self.tally.cost_usd >= self.max_cost_usd:
+            raise BudgetExceeded(
+                f"spent ${self.tally.cost_usd:.4f} of the ${self.max_cost_usd:.4f} budget"
+            )
+
+    def _from_cache(
+        self, spec: str, request: ModelRequest, hit: tuple, key: str, slice_id: str, round_: int
+    ) -> CallOutcome | None:
+        response, output_json, in_tok, out_tok = hit
+        try:
+            output = request.response_model.model_validate_json(
+                output_json, context=request.validation_context
+            )
+        except ValidationError:
+            return None  # the schema changed since: ask the model again
+        row = self._base_row(spec, request, key, slice_id, round_)
+        row.update(
+            response=response,
+            output=output_json,
+            error=None,
+            attempts=0,
+            latency_ms=0.0,
+            input_tokens=in_tok,
+            output_tokens=out_tok,
+            cost_usd=0.0,
+            cached=1,
+            attempt_log="[]",
+        )
+        self._count(row)
+        return CallOutcome(output, row, None)
+
+    def _base_row(
+        self, spec: str, request: ModelRequest, key: str, slice_id: str, round_: int
+    ) -> dict[str, Any]:
+        return {
+            "id": f"{self.run_id}-{next(self._ids):06d}",
+            "run_id": self.run_id,
+            "slice_id": slice_id,
+            "role": request.role,
+            "model": spec,
+            "round": round_,
+            "prompt": request.prompt,  # text only: images are referenced by hash in the key
+            "cache_key": key,
+            "created_at": store.now(),
+        }
+
+    def _row(
+        self,
+        spec: str,
+        request: ModelRequest,
+        result: ModelResult,
+        key: str,
+        slice_id: str,
+        round_: int,
+    ) -> dict[str, Any]:
+        row = self._base_row(spec, request, key, slice_id, round_)
+        row.update(
+            response=result.response,
+            output=result.output.model_dump_json() if result.ok else None,
+            error=result.error,
+            attempts=len(result.attempts),
+            latency_ms=round(result.latency_ms, 2),
+            input_tokens=result.input_tokens,
+            output_tokens=result.output_tokens,
+            cost_usd=result.cost_usd,
+            cached=0,
+            attempt_log=json.dumps(
+                [
+                    {
+                        "attempt": a.attempt,
+                        "outcome": a.outcome,
+                        "error": a.error,
+                        "input_tokens": a.input_tokens,
+                        "output_tokens": a.output_tokens,
+                        "latency_ms": round(a.latency_ms, 2),
+                        "retry_after_s": a.retry_after_s,
+                    }
+                    for a in result.attempts
+                ]
+            ),
+        )
+        return row
+
+    def _count(self, row: dict[str, Any]) -> None:
+        t = self.tally
+        t.calls += 1
+        t.cached += row["cached"]
+        t.failed += row["output"] is None
+        if not row["cached"]:
+            t.input_tokens += row["input_tokens"] or 0
+            t.output_tokens += row["output_tokens"] or 0
+            t.cost_usd += row["cost_usd"] or 0.0
+        t.by_model[row["model"]] = t.by_model.get(row["model"], 0) + 1

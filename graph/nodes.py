@@ -1,0 +1,238 @@
+"""The graph's nodes: verbs that take the slice state and return partial updates.
+
+Side effects are limited to model calls (served from the cache when repeated) and the persist
+node's upsert, so any node can run again after a crash without harm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from langgraph.runtime import Runtime
+from neuroonco.agents.critic_rules import apply_critique
+from neuroonco.agents.providers.base import ImagePart
+from neuroonco.agents.requests import build_request
+from neuroonco.graph.context import GraphContext
+from neuroonco.graph.state import DescribeTask, SliceState
+from neuroonco.schemas.agents import Critique
+from neuroonco.schemas.findings import SliceFindings
+from neuroonco.tools.measurements import measure_mask
+from PIL import Image
+
+
+def _read(base: Path, rel: str) -> bytes:
+    return (base / rel).read_bytes()
+
+
+async def load_slice(state: SliceState, runtime: Runtime[GraphContext]) -> dict[str, Any]:
+    """Read the slice's PNG and, for multi-image panels, its group's other sequences."""
+    ctx = runtime.context
+    row = state["slice"]
+    try:
+        images = [ImagePart(_read(ctx.base_dir, row["image_path"]), _caption(row, True))]
+        if ctx.config.group_images:
+            for sibling in row.get("siblings") or ():
+                images.append(
+                    ImagePart(_read(ctx.base_dir, sibling["image_path"]), _caption(sibling, False))
+                )
+    except OSError as exc:
+        return {"error": f"cannot read the slice image: {exc}. Re-run `neuroonco ingest`."}
+    return {"images": tuple(images), "round": 1}
+
+
+def _caption(row: dict[str, Any], primary: bool) -> str:
+    seq = row.get("modality") or "unknown sequence"
+    return f"{seq} (slice under review)" if primary else f"{seq} (same position, for reference)"
+
+
+async def measure_slice(state: SliceState, runtime: Runtime[GraphContext]) -> dict[str, Any]:
+    """Ground the agents: stored measurements, or measured now from the mask if missing."""
+    row = state["slice"]
+    facts = row.get("measurements")
+    if isinstance(facts, str):
+        facts = json.loads(facts)
+    if facts is None and row.get("mask_path"):
+        with Image.open(runtime.context.base_dir / row["mask_path"]) as im:
+            mask = np.asarray(im)
+        facts = measure_mask(mask, orientation_known=False) or {"area_fraction": 0.0}
+    if facts is not None and row.get("mask_kind"):
+        facts = {**facts, "mask_kind": row["mask_kind"]}
+    grounding = {
+        "modality": row.get("modality"),
+        "label": row.get("label"),
+        "measurements": facts,
+        "has_mask": bool(row.get("mask_path")),
+    }
+    return {"grounding": grounding}
+
+
+async def describe_slice(task: DescribeTask, runtime: Runtime[GraphContext]) -> dict[str, Any]:
+    """One describer of the panel (a LangGraph ``Send`` branch)."""
+    ctx = runtime.context
+    grounding = dict(task["grounding"])
+    if task["critique"] is not None:
+        grounding["critique"] = task["critique"]
+        grounding["findings"] = task["previous"]
+    provider = ctx.caller.provider(task["spec"])
+    images = task["images"] if provider.supports_multiple_images else task["images"][:1]
+    request = build_request(
+        "describer",
+        grounding,
+        images,
+        temperature=ctx.config.temperature,
+        max_tokens=ctx.config.max_tokens,
+    )
+    outcome = await ctx.caller.call(
+        task["spec"],
+        request,
+        slice_id=task["slice"]["id"],
+        round_=task["round"],
+        seq=task["seq"],
+    )
+    vote = outcome.output.model_dump(mode="json") if outcome.output is not None else None
+    return {"votes": {task["key"]: vote}, "calls": [outcome.row]}
+
+
+async def diagnose_slice(state: SliceState, runtime: Runtime[GraphContext]) -> dict[str, Any]:
+    """The diagnostician: the source label explained, or a diagnosis from the findings."""
+    ctx = runtime.context
+    votes = state.get("votes") or {}
+    valid = [v for v in votes.values() if v is not None]
+    if not valid:
+        errors = _errors(state, "describer")
+        return {"error": f"no describer gave a valid answer: {errors}"}
+    grounding = {**state["grounding"], "votes": valid}
+    request = build_request(
+        "diagnostician",
+        grounding,
+        state["images"][:1],
+        temperature=ctx.config.temperature,
+        max_tokens=ctx.config.max_tokens,
+    )
+    outcome = await ctx.caller.call(
+        ctx.config.diagnostician,
+        request,
+        slice_id=state["slice"]["id"],
+        round_=state["round"],
+        seq=state["seq"],
+    )
+    if outcome.output is None:
+        return {"calls": [outcome.row], "error": f"diagnostician failed: {outcome.error}"}
+    return {"calls": [outcome.row], "diagnosis": outcome.output.model_dump(mode="json")}
+
+
+async def critique_findings(state: SliceState, runtime: Runtime[GraphContext]) -> dict[str, Any]:
+    """The critic checks each describer's latest findings; picks who must revise."""
+    ctx = runtime.context
+    votes = {k: v for k, v in (state.get("votes") or {}).items() if v is not None}
+    keys = sorted(votes)
+    requests = [
+        build_request(
+            "critic",
+            {**state["grounding"], "findings": votes[k]},
+            temperature=ctx.config.temperature,
+            max_tokens=ctx.config.max_tokens,
+        )
+        for k in keys
+    ]
+    outcomes = await asyncio.gather(
+        *(
+            ctx.caller.call(
+                ctx.config.critic,
+                r,
+                slice_id=state["slice"]["id"],
+                round_=state["round"],
+                seq=state["seq"],
+            )
+            for r in requests
+        )
+    )
+    calls = [o.row for o in outcomes]
+    failed = [o.error for o in outcomes if o.output is None]
+    if failed:
+        return {"calls": calls, "error": f"critic failed: {failed[0]}"}
+    critiques = {k: o.output.model_dump(mode="json") for k, o in zip(keys, outcomes, strict=True)}
+    revise = [k for k in keys if critiques[k].get("revise")]
+    if revise and state["round"] < ctx.config.max_rounds:
+        return {
+            "calls": calls,
+            "critiques": critiques,
+            "revise": revise,
+            "round": state["round"] + 1,
+        }
+    return {"calls": calls, "critiques": critiques, "revise": []}
+
+
+async def arbitrate_findings(state: SliceState, runtime: Runtime[GraphContext]) -> dict[str, Any]:
+    """Apply the last critique to each vote, then fuse the votes into the consensus."""
+    ctx = runtime.context
+    critiques = state.get("critiques") or {}
+    votes = []
+    for key, vote in sorted((state.get("votes") or {}).items()):
+        if vote is None:
+            continue
+        findings = SliceFindings.model_validate(vote)
+        if key in critiques:
+            findings = apply_critique(findings, Critique.model_validate(critiques[key]))
+        votes.append(findings.model_dump(mode="json"))
+    grounding = {
+        **state["grounding"],
+        "votes": votes,
+        "diagnosis": state.get("diagnosis"),
+        "rule": ctx.config.rule,
+        "review_threshold": ctx.config.review_threshold,
+    }
+    request = build_request(
+        "arbiter",
+        grounding,
+        temperature=ctx.config.temperature,
+        max_tokens=ctx.config.max_tokens,
+    )
+    outcome = await ctx.caller.call(
+        ctx.config.arbiter,
+        request,
+        slice_id=state["slice"]["id"],
+        round_=state["round"],
+        seq=state["seq"],
+    )
+    if outcome.output is None:
+        return {"calls": [outcome.row], "error": f"arbiter failed: {outcome.error}"}
+    return {"calls": [outcome.row], "consensus": outcome.output.model_dump(mode="json")}
+
+
+async def persist_annotation(state: SliceState, runtime: Runtime[GraphContext]) -> dict[str, Any]:
+    """Hand the annotation and the slice's call rows to the store writer (an idempotent upsert)."""
+    ctx = runtime.context
+    consensus = state.get("consensus")
+    error = state.get("error")
+    row = {
+        "slice_id": state["slice"]["id"],
+        "run_id": ctx.run_id,
+        "status": "failed" if error or consensus is None else consensus["status"],
+        "findings": None,
+        "agreement": None,
+        "rounds": state.get("round", 0),
+        "error": error,
+        "config_hash": ctx.config_hash,
+    }
+    if not error and consensus is not None:
+        row["findings"] = _findings_json(consensus)
+        row["agreement"] = consensus.get("overall_agreement")
+        row["agreement_by_field"] = json.dumps(consensus.get("agreement") or {}, sort_keys=True)
+    await ctx.writer.put(row, state.get("calls") or [])
+    return {}
+
+
+def _findings_json(consensus: dict[str, Any]) -> str:
+    from neuroonco.schemas.agents import Consensus
+
+    return json.dumps(Consensus.model_validate(consensus).findings_json(), sort_keys=True)
+
+
+def _errors(state: SliceState, role: str) -> str:
+    errors = [c["error"] for c in state.get("calls") or () if c["role"] == role and c["error"]]
+    return "; ".join(dict.fromkeys(errors)) or "unknown error"
