@@ -1,5 +1,18 @@
 """Pydantic models and the controlled vocabulary of NeuroOnco. No I/O lives here."""
 
+from neuroonco.schemas.agents import (
+    FINDINGS_KEYS,
+    Consensus,
+    Critique,
+    DiagnosisOpinion,
+    FieldVerdict,
+)
+from neuroonco.schemas.findings import (
+    FINDING_FIELDS,
+    LESION_FIELDS,
+    MASK_FIELDS,
+    SliceFindings,
+)
 from neuroonco.schemas.vocabulary import (
     Diagnosis,
     Edema,
@@ -18,9 +31,17 @@ from neuroonco.schemas.vocabulary import (
 )
 
 __all__ = [
+    "FINDINGS_KEYS",
+    "FINDING_FIELDS",
+    "LESION_FIELDS",
+    "MASK_FIELDS",
+    "Consensus",
+    "Critique",
     "Diagnosis",
+    "DiagnosisOpinion",
     "Edema",
     "Enhancement",
+    "FieldVerdict",
     "Laterality",
     "Location",
     "Margins",
@@ -28,6 +49,7 @@ __all__ = [
     "Shape",
     "SignalIntensity",
     "Size",
+    "SliceFindings",
     "Spread",
     "Texture",
     "normalise",

@@ -7,7 +7,8 @@ all three APIs, so the real SDK clients can be pointed at it:
   (fenced as a ```json block when neither tools nor `response_format` were sent);
 - `POST /v1/messages` (Anthropic): a `tool_use` block (text when no tools were sent);
 - `POST /api/chat` (Ollama): `message.content` JSON, `prompt_eval_count` / `eval_count`;
-- `POST /api/show`, `GET /api/tags` (Ollama): from `ollama_models` (name -> capabilities).
+- `POST /api/show`, `GET /api/tags` (Ollama): from `ollama_models` (name -> capabilities);
+  statuses queued in `show_statuses` make the next lookups fail.
 
 Chat answers are scripted: `enqueue(obj)` queues an answer, `enqueue_fault(kind, ...)` queues a
 fault, and when the queue is empty `responder(request_json) -> obj` answers (or HTTP 418 says that
@@ -90,6 +91,7 @@ class LoopbackServer:
         self.usage = usage
         self.ollama_models = dict(DEFAULT_MODELS if ollama_models is None else ollama_models)
         self.requests: list[ReceivedRequest] = []
+        self.show_statuses: collections.deque[int] = collections.deque()  # next /api/show fails
         self.in_flight = 0  # chat requests being answered now, and the most at once
         self.max_in_flight = 0
         self.port = 0
@@ -360,6 +362,9 @@ class LoopbackServer:
 
     async def _ollama_show(self, request: web.Request) -> web.StreamResponse:
         received = await self._receive(request)
+        if self.show_statuses:
+            status = self.show_statuses.popleft()
+            return web.json_response({"error": f"loopback fault {status}"}, status=status)
         name = (received.body or {}).get("model", "")
         if name not in self.ollama_models:
             return web.json_response({"error": f"model '{name}' not found"}, status=404)

@@ -5,60 +5,26 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from typing import Any
 
 import pytest
-from pydantic import BaseModel, Field, ValidationInfo, field_validator
-
-from neuroonco.agents.providers.base import ImagePart, ModelRequest, ModelResult, Provider
+from neuroonco.agents.providers.base import ImagePart, ModelResult
 from neuroonco.agents.providers.openai_provider import OpenAIProvider
-from tests.agents.providers.conftest import ANTHROPIC_KEY, OPENAI_KEY, fast_options, provider_for
+
+from tests.agents.providers.helpers import (
+    ANTHROPIC_KEY,
+    GOOD,
+    KINDS,
+    OPENAI_KEY,
+    PNG_A,
+    PNG_B,
+    Tiny,
+    ask,
+    fast_options,
+    outcomes,
+    provider_for,
+    tiny_request,
+)
 from tests.support.loopback import LoopbackServer, refused_url
-
-KINDS = ["openai", "anthropic", "ollama"]
-GOOD = {"label": "glioma", "score": 0.9}
-PNG_A = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
-PNG_B = b"\x89PNG\r\n\x1a\n" + bytes(range(64, 160))
-
-
-class Tiny(BaseModel):
-    """A tiny answer: a label and a score."""
-
-    label: str = Field(description="the diagnosis")
-    score: float
-
-    @field_validator("label")
-    @classmethod
-    def label_allowed(cls, value: str, info: ValidationInfo) -> str:
-        allowed = (info.context or {}).get("allowed")
-        if allowed and value not in allowed:
-            raise ValueError(f"label must be one of {sorted(allowed)}")
-        return value
-
-
-def tiny_request(**changes: Any) -> ModelRequest:
-    fields: dict[str, Any] = {
-        "role": "describer",
-        "system": "You describe brain MRI slices.",
-        "prompt": "Describe the lesion.",
-        "response_model": Tiny,
-    }
-    fields.update(changes)
-    return ModelRequest(**fields)
-
-
-def ask(provider: Provider, request: ModelRequest | None = None) -> ModelResult:
-    async def go() -> ModelResult:
-        try:
-            return await provider.complete(request or tiny_request())
-        finally:
-            await provider.aclose()
-
-    return asyncio.run(go())
-
-
-def outcomes(result: ModelResult) -> list[str]:
-    return [a.outcome for a in result.attempts]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -93,7 +59,10 @@ def test_images_and_schema_sent_natively(kind, make, server: LoopbackServer):
         urls = [p["image_url"]["url"] for p in parts if p["type"] == "image_url"]
         assert urls == ["data:image/png;base64," + b for b in b64]
         assert {"type": "text", "text": "axial T1c"} in parts
-        assert body["messages"][0] == {"role": "system", "content": "You describe brain MRI slices."}
+        assert body["messages"][0] == {
+            "role": "system",
+            "content": "You describe brain MRI slices.",
+        }
         function = body["tools"][0]["function"]
         assert function["name"] == "Tiny"
         assert set(function["parameters"]["properties"]) == {"label", "score"}
@@ -166,17 +135,17 @@ def test_truncated_output_is_not_reasked(kind, make, server: LoopbackServer):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_429_waits_for_retry_after(kind, make, server: LoopbackServer):
-    server.enqueue_fault("429", retry_after=0.4)
+    server.enqueue_fault("429", retry_after=0.25)
     server.enqueue(GOOD)
     started = time.perf_counter()
     result = ask(make(kind))
     elapsed = time.perf_counter() - started
     assert result.ok
     assert outcomes(result) == ["rate_limited", "ok"]
-    assert result.attempts[0].retry_after_s == pytest.approx(0.4)
+    assert result.attempts[0].retry_after_s == pytest.approx(0.25)
     assert "HTTP 429" in (result.attempts[0].error or "")
     # Backoff in these options is <= 0.05 s, so only Retry-After explains the wait.
-    assert 0.4 <= elapsed < 2.0
+    assert 0.25 <= elapsed < 2.0
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -205,18 +174,18 @@ def test_timeouts_are_retried_then_an_error_result(kind, make, server: LoopbackS
     server.enqueue_fault("timeout", delay_s=5)
     server.enqueue_fault("timeout", delay_s=5)
     started = time.perf_counter()
-    result = ask(make(kind, timeout_s=0.3, max_retries=1))
+    result = ask(make(kind, timeout_s=0.2, max_retries=1))
     assert time.perf_counter() - started < 3.0
     assert result.output is None
     assert outcomes(result) == ["timeout", "timeout"]
-    assert "timed out after 0.3 s" in (result.error or "")
+    assert "timed out after 0.2 s" in (result.error or "")
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_timeout_then_success(kind, make, server: LoopbackServer):
     server.enqueue_fault("timeout", delay_s=5)
     server.enqueue(GOOD)
-    result = ask(make(kind, timeout_s=0.3))
+    result = ask(make(kind, timeout_s=0.2))
     assert result.ok and outcomes(result) == ["timeout", "ok"]
 
 
@@ -266,7 +235,7 @@ def test_api_key_never_leaks(kind, make, server: LoopbackServer):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_concurrency_is_limited_per_provider(kind, server: LoopbackServer):
-    server.latency_s = 0.15
+    server.latency_s = 0.1
     server.responder = lambda body: GOOD
     provider = provider_for(kind, server.url, fast_options(max_concurrency=2))
 

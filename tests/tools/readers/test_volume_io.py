@@ -74,7 +74,7 @@ def test_scaled_and_big_endian_nifti(tmp_path: Path) -> None:
 def test_nifti2_is_refused_with_a_conversion_hint(tmp_path: Path) -> None:
     data = np.random.default_rng(1).random((4, 5, 6)).astype(np.float32)
     nib.save(nib.Nifti2Image(data, np.eye(4)), tmp_path / "two.nii")
-    with pytest.raises(UnreadableInput, match="NIfTI-2.*NIfTI-1"):
+    with pytest.raises(UnreadableInput, match=r"NIfTI-2.*NIfTI-1"):
         read_volume(tmp_path / "two.nii")
 
 
