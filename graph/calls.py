@@ -15,13 +15,16 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
-from neuroonco.agents.providers.base import ModelRequest, ModelResult, Provider
-from neuroonco.graph.slots import PrioritySlots
 from pydantic import BaseModel, ValidationError
 
 from neuroonco import store
+from neuroonco.agents.providers.base import ModelRequest, ModelResult, Provider
+from neuroonco.agents.providers.pricing import cost_usd
 from neuroonco.errors import ConfigError
+from neuroonco.graph.slots import PrioritySlots
 
+# Tokens (in, out) of a typical call: one slice image, grounding and instructions in, JSON out.
+ESTIMATED_CALL_TOKENS = (1500, 300)
 STAGE_PRIORITY = {"arbiter": 0, "critic": 1, "diagnostician": 2, "describer": 3}
 
 
@@ -97,6 +100,9 @@ class ModelCaller:
         self.max_cost_usd = max_cost_usd
         self.tally = RunTally()
         self._ids = itertools.count(1)
+        self._reserved = 0.0
+        self._rows: dict[str, list[dict[str, Any]]] = {}
+        self._spent_by_spec: dict[str, tuple[int, float]] = {}
 
     def provider(self, spec: str) -> Provider:
         try:
@@ -118,19 +124,39 @@ class ModelCaller:
         if spec == "builtin":  # in-process and instant: no slot, no budget
             result = await provider.complete(request)
         else:
-            self._check_budget()
-            async with self.slots.hold((STAGE_PRIORITY.get(request.role, 9), seq)):
-                result = await provider.complete(request)
+            reserved = self._reserve(spec)
+            try:
+                async with self.slots.hold((STAGE_PRIORITY.get(request.role, 9), seq)):
+                    result = await provider.complete(request)
+            finally:
+                self._reserved -= reserved
+            if result.cost_usd:
+                n, total = self._spent_by_spec.get(spec, (0, 0.0))
+                self._spent_by_spec[spec] = (n + 1, total + result.cost_usd)
         row = self._row(spec, request, result, key, slice_id, round_)
         self.cache.put(key, row)
         self._count(row)
         return CallOutcome(result.output if result.ok else None, row, row["error"])
 
-    def _check_budget(self) -> None:
-        if self.max_cost_usd is not None and self.tally.cost_usd >= self.max_cost_usd:
+    def _reserve(self, spec: str) -> float:
+        """Hold the expected cost of the next call; refuse it if the budget cannot cover it.
+
+        The expectation is the mean cost of this model's calls so far in the run (else a
+        rough per-call estimate); calls in flight hold theirs, so concurrency cannot overshoot.
+        """
+        if self.max_cost_usd is None:
+            return 0.0
+        n, total = self._spent_by_spec.get(spec, (0, 0.0))
+        expected = total / n if n else cost_usd(spec, *ESTIMATED_CALL_TOKENS) or 0.0
+        committed = self.tally.cost_usd + self._reserved
+        if committed + expected > self.max_cost_usd:
             raise BudgetExceeded(
-                f"spent ${self.tally.cost_usd:.4f} of the ${self.max_cost_usd:.4f} budget"
+                f"spent ${self.tally.cost_usd:.4f} (${self._reserved:.4f} more in flight); the "
+                f"next {spec} call (~${expected:.4f}) would pass the "
+                f"${self.max_cost_usd:.4f} budget"
             )
+        self._reserved += expected
+        return expected
 
     def _from_cache(
         self, spec: str, request: ModelRequest, hit: tuple, key: str, slice_id: str, round_: int
@@ -210,7 +236,16 @@ class ModelCaller:
         )
         return row
 
+    def take_rows(self, slice_id: str) -> list[dict[str, Any]]:
+        """The ``agent_calls`` rows of a slice not yet handed to the writer."""
+        return self._rows.pop(slice_id, [])
+
+    def errors(self, slice_id: str, role: str) -> list[str]:
+        rows = self._rows.get(slice_id, ())
+        return list(dict.fromkeys(r["error"] for r in rows if r["role"] == role and r["error"]))
+
     def _count(self, row: dict[str, Any]) -> None:
+        self._rows.setdefault(row["slice_id"], []).append(row)
         t = self.tally
         t.calls += 1
         t.cached += row["cached"]

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from neuroonco.agents.prompts import PROMPT_VERSION
-
 from neuroonco.errors import ConfigError
 
 if TYPE_CHECKING:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+
 from neuroonco.graph import nodes, routers
 from neuroonco.graph.context import GraphContext
 from neuroonco.graph.state import SliceInput, SliceState

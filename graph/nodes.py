@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 from langgraph.runtime import Runtime
+from PIL import Image
+
 from neuroonco.agents.critic_rules import apply_critique
 from neuroonco.agents.providers.base import ImagePart
 from neuroonco.agents.requests import build_request
@@ -21,7 +23,6 @@ from neuroonco.graph.state import DescribeTask, SliceState
 from neuroonco.schemas.agents import Critique
 from neuroonco.schemas.findings import SliceFindings
 from neuroonco.tools.measurements import measure_mask
-from PIL import Image
 
 
 def _read(base: Path, rel: str) -> bytes:
@@ -94,7 +95,7 @@ async def describe_slice(task: DescribeTask, runtime: Runtime[GraphContext]) -> 
         seq=task["seq"],
     )
     vote = outcome.output.model_dump(mode="json") if outcome.output is not None else None
-    return {"votes": {task["key"]: vote}, "calls": [outcome.row]}
+    return {"votes": {task["key"]: vote}}
 
 
 async def diagnose_slice(state: SliceState, runtime: Runtime[GraphContext]) -> dict[str, Any]:
@@ -103,7 +104,7 @@ async def diagnose_slice(state: SliceState, runtime: Runtime[GraphContext]) -> d
     votes = state.get("votes") or {}
     valid = [v for v in votes.values() if v is not None]
     if not valid:
-        errors = _errors(state, "describer")
+        errors = "; ".join(ctx.caller.errors(state["slice"]["id"], "describer")) or "no vote"
         return {"error": f"no describer gave a valid answer: {errors}"}
     grounding = {**state["grounding"], "votes": valid}
     request = build_request(
@@ -121,8 +122,8 @@ async def diagnose_slice(state: SliceState, runtime: Runtime[GraphContext]) -> d
         seq=state["seq"],
     )
     if outcome.output is None:
-        return {"calls": [outcome.row], "error": f"diagnostician failed: {outcome.error}"}
-    return {"calls": [outcome.row], "diagnosis": outcome.output.model_dump(mode="json")}
+        return {"error": f"diagnostician failed: {outcome.error}"}
+    return {"diagnosis": outcome.output.model_dump(mode="json")}
 
 
 async def critique_findings(state: SliceState, runtime: Runtime[GraphContext]) -> dict[str, Any]:
@@ -151,20 +152,18 @@ async def critique_findings(state: SliceState, runtime: Runtime[GraphContext]) -
             for r in requests
         )
     )
-    calls = [o.row for o in outcomes]
     failed = [o.error for o in outcomes if o.output is None]
     if failed:
-        return {"calls": calls, "error": f"critic failed: {failed[0]}"}
+        return {"error": f"critic failed: {failed[0]}"}
     critiques = {k: o.output.model_dump(mode="json") for k, o in zip(keys, outcomes, strict=True)}
     revise = [k for k in keys if critiques[k].get("revise")]
     if revise and state["round"] < ctx.config.max_rounds:
         return {
-            "calls": calls,
             "critiques": critiques,
             "revise": revise,
             "round": state["round"] + 1,
         }
-    return {"calls": calls, "critiques": critiques, "revise": []}
+    return {"critiques": critiques, "revise": []}
 
 
 async def arbitrate_findings(state: SliceState, runtime: Runtime[GraphContext]) -> dict[str, Any]:
@@ -200,8 +199,8 @@ async def arbitrate_findings(state: SliceState, runtime: Runtime[GraphContext]) 
         seq=state["seq"],
     )
     if outcome.output is None:
-        return {"calls": [outcome.row], "error": f"arbiter failed: {outcome.error}"}
-    return {"calls": [outcome.row], "consensus": outcome.output.model_dump(mode="json")}
+        return {"error": f"arbiter failed: {outcome.error}"}
+    return {"consensus": outcome.output.model_dump(mode="json")}
 
 
 async def persist_annotation(state: SliceState, runtime: Runtime[GraphContext]) -> dict[str, Any]:
@@ -223,7 +222,7 @@ async def persist_annotation(state: SliceState, runtime: Runtime[GraphContext]) 
         row["findings"] = _findings_json(consensus)
         row["agreement"] = consensus.get("overall_agreement")
         row["agreement_by_field"] = json.dumps(consensus.get("agreement") or {}, sort_keys=True)
-    await ctx.writer.put(row, state.get("calls") or [])
+    await ctx.writer.put(row, ctx.caller.take_rows(row["slice_id"]))
     return {}
 
 
@@ -231,8 +230,3 @@ def _findings_json(consensus: dict[str, Any]) -> str:
     from neuroonco.schemas.agents import Consensus
 
     return json.dumps(Consensus.model_validate(consensus).findings_json(), sort_keys=True)
-
-
-def _errors(state: SliceState, role: str) -> str:
-    errors = [c["error"] for c in state.get("calls") or () if c["role"] == role and c["error"]]
-    return "; ".join(dict.fromkeys(errors)) or "unknown error"

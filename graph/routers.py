@@ -7,6 +7,7 @@ from typing import Literal
 
 from langgraph.runtime import Runtime
 from langgraph.types import Send
+
 from neuroonco.graph.context import GraphContext
 from neuroonco.graph.state import DescribeTask, SliceState
 

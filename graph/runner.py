@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
+
+from neuroonco import store
 from neuroonco.agents.prompts import PROMPT_VERSION
 from neuroonco.agents.providers.base import Provider, ProviderOptions
 from neuroonco.agents.providers.registry import make_provider
@@ -30,8 +32,6 @@ from neuroonco.graph.calls import BudgetExceeded, CallCache, ModelCaller, RunTal
 from neuroonco.graph.context import AnnotateConfig, GraphContext
 from neuroonco.graph.graph import build_graph
 from neuroonco.graph.writer import AnnotationWriter
-
-from neuroonco import store
 
 PAGE = 256
 VERSIONED = ("neuroonco", "langgraph", "instructor", "openai", "anthropic", "ollama", "pydantic")
@@ -231,6 +231,7 @@ class Runner:
             self.stop_requested = True
             self.summary.stopped = f"budget reached: {exc}"
             self.summary.done -= 1  # not annotated: the next run picks it up
+            await ctx.writer.put(None, ctx.caller.take_rows(row["id"]))  # its calls were paid
         except Exception as exc:  # one slice's bug must not end the run: record it, go on
             error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=6)}"
             await ctx.writer.put(

@@ -1,13 +1,12 @@
 """The state one slice carries through the graph: a narrow input and the full state.
 
 Reducers: describer branches run in parallel and each adds its vote under its own key, so
-``votes`` and ``critiques`` merge dicts; every node appends the ``agent_calls`` rows of its model
-calls to ``calls``, which the persist node writes with the annotation.
+``votes`` and ``critiques`` merge dicts. The ``agent_calls`` rows of a slice are kept by the
+run's model caller and written by the persist node together with the annotation.
 """
 
 from __future__ import annotations
 
-import operator
 from typing import Annotated, Any, TypedDict
 
 from neuroonco.agents.providers.base import ImagePart
@@ -39,7 +38,6 @@ class SliceState(SliceInput, total=False):
     """Describer keys sent back for another round by the last critique."""
     diagnosis: dict[str, Any] | None
     consensus: dict[str, Any] | None
-    calls: Annotated[list[dict[str, Any]], operator.add]
     error: str | None
 
 

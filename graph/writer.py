@@ -41,12 +41,14 @@ class AnnotationWriter:
                 await self._task
         self.flush()
 
-    async def put(self, annotation: dict[str, Any], calls: list[dict[str, Any]]) -> None:
-        annotation.setdefault("created_at", store.now())
-        self._annotations.append(annotation)
+    async def put(self, annotation: dict[str, Any] | None, calls: list[dict[str, Any]]) -> None:
+        """Queue a slice's annotation (None: calls only) and its call rows."""
         self._calls.extend(calls)
-        status = annotation["status"]
-        self.status_counts[status] = self.status_counts.get(status, 0) + 1
+        if annotation is not None:
+            annotation.setdefault("created_at", store.now())
+            self._annotations.append(annotation)
+            status = annotation["status"]
+            self.status_counts[status] = self.status_counts.get(status, 0) + 1
         if len(self._annotations) >= self.batch_size:
             self.flush()
 

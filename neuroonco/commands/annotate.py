@@ -14,14 +14,10 @@ from rich.table import Table
 
 from neuroonco.agents.providers.pricing import cost_usd
 from neuroonco.commands.ingest import run_ingest
+from neuroonco.graph.calls import ESTIMATED_CALL_TOKENS
 from neuroonco.graph.context import AnnotateConfig
 from neuroonco.graph.runner import Runner, RunSummary
 from neuroonco.ingest import IngestOptions
-
-# A rough size of one call, for the estimate shown before paid runs: a slice image (~800
-# tokens for one 256px image), grounding and instructions in; a JSON answer out.
-EST_INPUT_TOKENS = 1500
-EST_OUTPUT_TOKENS = 300
 
 
 def _specs(value: str | None) -> list[str] | None:
@@ -59,7 +55,7 @@ def estimate_cost(config: AnnotateConfig, slices: int) -> float | None:
     per_slice += [(config.arbiter, 1)]
     total, priced = 0.0, False
     for spec, n in per_slice:
-        unit = cost_usd(spec, EST_INPUT_TOKENS, EST_OUTPUT_TOKENS)
+        unit = cost_usd(spec, *ESTIMATED_CALL_TOKENS)
         if unit:
             total += unit * n * slices
             priced = True

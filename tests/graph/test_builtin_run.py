@@ -12,7 +12,12 @@ from neuroonco.graph.runner import annotate
 
 MASK_FIELDS = ("size", "shape", "spread", "location", "laterality")
 LESION_FIELDS = (
-    *MASK_FIELDS, "margins", "texture", "enhancement", "edema", "signal_intensity",
+    *MASK_FIELDS,
+    "margins",
+    "texture",
+    "enhancement",
+    "edema",
+    "signal_intensity",
 )
 
 

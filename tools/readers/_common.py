@@ -1,8 +1,9 @@
 """Helpers shared by the layout readers: file kinds, array reading, and path-derived hints.
 
 Reading follows the canonical orientation of :mod:`neuroonco.tools.readers.base`: a 3D volume is
-read with SimpleITK, reoriented to ``LPS`` only when it is not already, and copied once into a
-float32 ``(z, y, x)`` array; a 2D image is read with Pillow as stored. Masks become uint8.
+reoriented to ``LPS`` (skipped when already so) and copied once into a float32 ``(z, y, x)``
+array, read with SimpleITK, or for NIfTI by :mod:`._nifti_io` (ITK would hide NaNs and
+truncation); a 2D image is read with Pillow as stored. Masks become uint8.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def rel_parts(root: Path, path: Path) -> tuple[str, ...]:
 
 
 def split_of(name: str) -> str | None:
-    """ "train" / "test" / "val" when a folder name says so (Training, MICCAI_..._TrainingData)."""
+    """The split ("train", "test" or "val") a folder name states, e.g. MICCAI_..._TrainingData."""
     for token in re.split(r"[^a-z]+", name.lower()):
         if token in _TRAIN:
             return "train"
@@ -216,10 +217,14 @@ def read_volume(path: Path, *, mask: bool = False) -> tuple[np.ndarray, bool]:
 
 
 def _open_2d(path: Path) -> Image.Image:
+    """The decoded image (its first frame), or :class:`UnreadableInput` naming the file."""
+    img = None
     try:
         img = Image.open(path)
-        img.load()
+        img.load()  # decode now: Image.open only reads the header
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        if img is not None:
+            img.close()
         raise UnreadableInput(
             f"{path}: cannot decode the image ({exc}); the file may be truncated or not an image "
             "despite its extension: re-export or remove it"

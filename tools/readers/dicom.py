@@ -21,7 +21,6 @@ from neuroonco.tools.readers._common import (
     folder_label,
     itk_reason,
     modality_from_text,
-    rel_parts,
     sitk_to_array,
     split_hint,
 )
@@ -113,7 +112,9 @@ def load_series(files: tuple[Path, ...], channel: str) -> LoadedCase:
 
 
 def _dataset(root: Path, folder: Path, phi: tuple[str, ...]) -> str:
-    parts = rel_parts(root, folder / "x")
+    """The top folder under the root (or the root's name), scrubbed of the identifiers: TCIA
+    style trees often name that folder after the patient."""
+    parts = folder.relative_to(root).parts
     return scrub_text(parts[0] if parts else root.name or "dicom", phi)
 
 

@@ -4,8 +4,8 @@ mask beside them (``<stem>_seg``, ``_mask``, ``_label``, ``_segmentation``, ``_r
 The modality comes from a file-name token (``t1``, ``t1ce``, ``t1c``, ``t2``, ``flair``, ...).
 Volumes of one folder that differ only in a trailing modality token (``sub01_t1.nii.gz``,
 ``sub01_flair.nii.gz``) form one multi-channel case, whose mask is ``<core>_seg``. The label is
-the class folder's; failing that, a volume with a mask is ``tumor``. This reader runs after the
-BraTS readers, so only what they did not recognise reaches it.
+the class folder's, else None (the slices that show lesion get ``tumor`` from the mask when
+sliced). This reader runs after the BraTS readers, so only what they did not recognise reaches it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
-from neuroonco.schemas.vocabulary import Diagnosis, Modality
+from neuroonco.schemas.vocabulary import Modality
 from neuroonco.tools.readers._common import (
     dataset_name,
     folder_label,
@@ -123,8 +123,8 @@ class NiftiReader:
             dataset=dataset_name(root, primary),
             subject_key=primary.parent.relative_to(root).joinpath(name).as_posix(),
             files=tuple(files),
-            # A mask without a class still says "tumour" (DESIGN: source labels).
-            label=folder_label(root, primary) or (Diagnosis.tumor if mask else None),
+            # No class folder, no label: slices with lesion get "tumor" from the mask downstream.
+            label=folder_label(root, primary),
             load=partial(load_volume_case, channels, mask),
             modalities=tuple(m for _, m in members),
             mask_kind="segmentation" if mask else None,

@@ -78,10 +78,18 @@ def _mask_label(masks: tuple[Path, ...]) -> Diagnosis | None:
 class _Index:
     """The 2D files of the source, by folder and stem."""
 
-    def __init__(self, files: list[Path]) -> None:
+    def __init__(self, root: Path, files: list[Path]) -> None:
+        self.root = root
         self.by_folder: dict[Path, dict[str, Path]] = defaultdict(dict)
         for path in files:
             self.by_folder[path.parent][strip_suffix(path).casefold()] = path
+        self._image_folders: dict[Path, Path | None] = {}
+
+    def image_folder(self, parent: Path) -> Path | None:
+        """:func:`_image_folder`, once per folder rather than once per file."""
+        if parent not in self._image_folders:
+            self._image_folders[parent] = _image_folder(self.root, parent)
+        return self._image_folders[parent]
 
     def find(self, folder: Path, key: str) -> Path | None:
         return self.by_folder.get(folder, {}).get(key.casefold())
@@ -95,26 +103,27 @@ class _Index:
         return hits[0] if len(hits) == 1 else None
 
 
-def _image_folder(root: Path, mask: Path) -> Path | None:
-    """For a file under ``masks/`` with a sibling ``images/``: the folder its image would be in."""
-    for folder in (mask.parent, *mask.parent.parents):
+def _image_folder(root: Path, parent: Path) -> Path | None:
+    """For files in ``parent`` under ``masks/`` with a sibling ``images/``: the folder their
+    images would be in."""
+    for folder in (parent, *parent.parents):
         if folder == root or root not in folder.parents:
             return None
         if folder.name.lower() in _MASK_DIRS:
             for name in _IMAGE_DIRS:
                 sibling = folder.parent / name
                 if sibling.is_dir():
-                    return sibling / mask.parent.relative_to(folder)
+                    return sibling / parent.relative_to(folder)
             return None
     return None
 
 
-def _partner(root: Path, path: Path, index: _Index) -> tuple[bool, Path | None]:
+def _partner(path: Path, index: _Index) -> tuple[bool, Path | None]:
     """(is this file a mask?, its image). A mask without image is ``(True, None)``."""
     stem = strip_suffix(path)
     suffixed = _MASK_SUFFIX.match(stem)
     numbered = _NUMBERED_MASK.match(stem)
-    folder = _image_folder(root, path)
+    folder = index.image_folder(path.parent)
     in_mask_dir = folder is not None
     folder = folder or path.parent
     image = index.find(folder, suffixed["key"]) if suffixed else None
@@ -132,11 +141,11 @@ class ImageMaskPairReader:
 
     def claim(self, root: Path, unclaimed: set[Path]) -> Iterator[SourceCase | Rejection]:
         files = sorted(p for p in unclaimed if is_image_2d(p))
-        index = _Index(files)
+        index = _Index(root, files)
         pairs: dict[Path, list[Path]] = defaultdict(list)
         orphans: list[Path] = []
         for path in files:
-            is_mask, image = _partner(root, path, index)
+            is_mask, image = _partner(path, index)
             if image is not None and image != path:
                 pairs[image].append(path)
             elif is_mask:

@@ -64,16 +64,19 @@ def parse_label_file(path: Path) -> list[_Object]:
         if not fields:
             continue
         try:
-            cls, values = int(fields[0]), tuple(float(v) for v in fields[1:])
+            cls, values = float(fields[0]), tuple(float(v) for v in fields[1:])
         except ValueError:
-            cls, values = -1, ()
-        if cls < 0 or not (len(values) == 4 or (len(values) >= 6 and len(values) % 2 == 0)):
+            cls, values = -1.0, ()
+        if not (cls >= 0 and cls.is_integer()) or not (
+            len(values) == 4 or (len(values) >= 6 and len(values) % 2 == 0)
+        ):
             raise ValueError(
                 f"line {number}: expected 'class xc yc w h' or 'class x1 y1 x2 y2 x3 y3 ...'"
             )
-        if any(v < -0.5 or v > 1.5 for v in values):
+        # A little slack for exporters' rounding; NaN fails the comparison too.
+        if not all(-0.5 <= v <= 1.5 for v in values):
             raise ValueError(f"line {number}: coordinates must be normalised to 0..1")
-        objects.append(_Object(cls, values, is_box=len(values) == 4))
+        objects.append(_Object(int(cls), values, is_box=len(values) == 4))
     return objects
 
 

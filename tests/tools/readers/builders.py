@@ -14,8 +14,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 import SimpleITK as sitk
-from neuroonco.tools.readers.base import Rejection, SourceCase
 from PIL import Image
+
+from neuroonco.tools.readers.base import Rejection, SourceCase
 
 RAS = (-1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0)
 SHAPE = (10, 16, 20)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from neuroonco.schemas.vocabulary import Diagnosis, Modality
 from neuroonco.tools.readers.brats import Brats2021Reader, Brats2023Reader
 

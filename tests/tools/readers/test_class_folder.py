@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from neuroonco.errors import UnreadableInput
 from neuroonco.schemas.vocabulary import Diagnosis
 from neuroonco.tools.readers.base import UNKNOWN_CHANNEL
 from neuroonco.tools.readers.class_folder import ClassFolderReader
-
-from neuroonco.errors import UnreadableInput
 
 from .builders import blob, claim_all, write_image
 

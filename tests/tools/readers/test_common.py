@@ -6,6 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+
+from neuroonco.errors import UnreadableInput
 from neuroonco.schemas.vocabulary import Diagnosis, Modality
 from neuroonco.tools.readers._common import (
     dataset_name,
@@ -18,9 +21,6 @@ from neuroonco.tools.readers._common import (
     strip_suffix,
     subject_from_path,
 )
-from PIL import Image
-
-from neuroonco.errors import UnreadableInput
 
 from .builders import write_image
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from neuroonco.schemas.vocabulary import Diagnosis, Modality
-from neuroonco.tools.readers.figshare import FigshareMatReader
 
 from neuroonco.errors import UnreadableInput
+from neuroonco.schemas.vocabulary import Diagnosis, Modality
+from neuroonco.tools.readers.figshare import FigshareMatReader
 
 from .builders import claim_all, write_mat
 
