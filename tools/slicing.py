@@ -42,7 +42,9 @@ class SliceChoice:
     is_negative: bool = False
 
 
-def window_bounds(image: np.ndarray, *, low: float = 0.5, high: float = 99.5) -> tuple[float, float]:
+def window_bounds(
+    image: np.ndarray, *, low: float = 0.5, high: float = 99.5
+) -> tuple[float, float]:
     """Robust intensity window ``(lo, hi)``: percentiles of the non-zero voxels of ``image``.
 
     Computed once per volume so every slice of it shares one window; percentiles come from an
