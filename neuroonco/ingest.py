@@ -68,6 +68,15 @@ def source_key(case: SourceCase, root: Path) -> str:
     return h.hexdigest()[:32]
 
 
+def _shown_path(root: Path, path: Path) -> str:
+    """``path`` relative to the root (file roots: just the name), as stored in the store."""
+    try:
+        rel = path.resolve().relative_to(root)
+    except ValueError:
+        return path.name
+    return rel.as_posix() if rel.parts else path.name
+
+
 def _short_hash(*parts: object) -> str:
     return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:20]
 
@@ -86,13 +95,23 @@ def _choices(loaded: LoadedCase, options: IngestOptions) -> list[slicing.SliceCh
 
 
 def slice_case(
-    case: SourceCase, root: Path, salt: bytes, options: IngestOptions
+    case: SourceCase,
+    root: Path,
+    salt: bytes,
+    options: IngestOptions,
+    identifiers: tuple[str, ...] = (),
 ) -> list[_SliceOut]:
-    """Load one case and turn it into stored-slice rows plus their PNG bytes (worker side)."""
+    """Load one case and turn it into stored-slice rows plus their PNG bytes (worker side).
+
+    ``identifiers`` are every patient identifier seen so far under the root (a DICOM folder
+    named after the patient names the other files in it too): paths and names are scrubbed of
+    all of them, not only of the case's own.
+    """
     loaded = case.load()
-    rel = case.files[0].relative_to(root).as_posix()
-    source_path = phi.scrub_relative_path(rel, case.phi_strings, salt)
-    dataset = phi.scrub_text(case.dataset, case.phi_strings)
+    identifiers = (*identifiers, *case.phi_strings)
+    rel = _shown_path(root, case.files[0])
+    source_path = phi.scrub_relative_path(rel, identifiers, salt)
+    dataset = phi.scrub_text(case.dataset, identifiers)
     subject = phi.subject_id(f"{case.source_format}|{case.subject_key}", salt)
     windows = {name: slicing.window_bounds(img) for name, img in loaded.images.items()}
     out: list[_SliceOut] = []
@@ -172,27 +191,34 @@ class Ingestor:
         self.images = store.images_dir(db_path)
         self.salt = phi.load_or_create_salt(db_path.with_suffix(".salt"))
         rows = db.execute(
-            "select id, content_hash, perceptual_hash, group_id from slices order by rowid"
+            "select id, content_hash, perceptual_hash, subject_id from slices order by rowid"
         ).fetchall()
         self.index = dedup.DuplicateIndex(rows, threshold=options.near_duplicate_bits)
         self.done = {r[0] for r in db.execute("select source_key from ingested_sources")}
         self.summary = IngestSummary()
+        self.identifiers: set[str] = set()
 
     def run(self, root: Path, on_case: Callable[[IngestSummary], None] | None = None) -> None:
         root = root.resolve()
         if not root.exists():
-            raise NeuroOncoError(f"source {root} does not exist")
+            raise NeuroOncoError(f"source {root} does not exist: check the path")
+        rejections: list[Rejection] = []
         with ThreadPoolExecutor(max_workers=max(1, self.options.workers)) as pool:
             for case, key, result in self._pipeline(root, discover(root), pool):
                 if isinstance(case, Rejection):
-                    self._reject(root, case.path, case.reason, ())
+                    rejections.append(case)
                 elif isinstance(result, UnreadableInput):
-                    for path in case.files:
-                        self._reject(root, path, str(result), case.phi_strings)
+                    self.identifiers.update(case.phi_strings)
+                    rejections.extend(Rejection(path, str(result)) for path in case.files)
                 else:
                     self._write_case(case, key, result)
                 if on_case is not None:
                     on_case(self.summary)
+        # Written last, once every identifier under the root is known.
+        for rejection in rejections:
+            self._reject(root, rejection)
+        if on_case is not None:
+            on_case(self.summary)
 
     def _pipeline(
         self, root: Path, items: Iterable[SourceCase | Rejection], pool: ThreadPoolExecutor
@@ -208,7 +234,10 @@ class Ingestor:
                 if key in self.done:
                     self.summary.skipped_cases += 1
                     continue
-                future = pool.submit(slice_case, item, root, self.salt, self.options)
+                self.identifiers.update(item.phi_strings)
+                future = pool.submit(
+                    slice_case, item, root, self.salt, self.options, tuple(self.identifiers)
+                )
                 window.append((item, key, future))
             while len(window) > limit:
                 yield self._settle(window.popleft())
@@ -231,8 +260,10 @@ class Ingestor:
         rows = []
         for s in slices:
             row = s.row
+            # Near-duplicates are sought among other subjects only: two positions or sequences
+            # of one patient look alike without being copies of each other.
             row["duplicate_of"] = self.index.find(
-                row["content_hash"], row["perceptual_hash"], row["group_id"]
+                row["content_hash"], row["perceptual_hash"], row["subject_id"]
             )
             if row["duplicate_of"] == row["id"]:  # the very same slice re-read: nothing new
                 continue
@@ -241,7 +272,9 @@ class Ingestor:
                 None if s.mask_png is None else self._write_png(row["id"], s.mask_png, "_mask")
             )
             row["created_at"] = store.now()
-            self.index.add(row["id"], row["content_hash"], row["perceptual_hash"], row["group_id"])
+            self.index.add(
+                row["id"], row["content_hash"], row["perceptual_hash"], row["subject_id"]
+            )
             rows.append(row)
         with store.transaction(self.db):
             self.db["slices"].insert_all(rows, ignore=True, alter=True)
@@ -262,20 +295,16 @@ class Ingestor:
         path.write_bytes(data)
         return path.relative_to(self.base).as_posix()
 
-    def _reject(self, root: Path, path: Path, reason: str, identifiers: Iterable[str]) -> None:
-        try:
-            rel = path.resolve().relative_to(root).as_posix()
-        except ValueError:
-            rel = path.name
-        rel = phi.scrub_relative_path(rel, identifiers, self.salt)
-        shown = f"{root.name}/{rel}"
+    def _reject(self, root: Path, rejection: Rejection) -> None:
+        ids = tuple(self.identifiers)
+        shown = phi.scrub_relative_path(
+            f"{root.name}/{_shown_path(root, rejection.path)}", ids, self.salt
+        )
+        # Reasons name files by absolute path; the store keeps them relative to the root.
+        reason = rejection.reason.replace(str(root), root.name)
         with store.transaction(self.db):
             self.db["rejected_inputs"].upsert(
-                {
-                    "path": shown,
-                    "reason": phi.scrub_text(reason, identifiers),
-                    "created_at": store.now(),
-                },
+                {"path": shown, "reason": phi.scrub_text(reason, ids), "created_at": store.now()},
                 pk="path",
             )
         self.summary.rejected += 1

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
+
 from neuroonco import store
 from neuroonco.ingest import IngestSummary, ingest
 from neuroonco.tools.sample_sources import SampleManifest, write_sample_tree

@@ -1,10 +1,9 @@
 """Deterministic measurements of one 2D slice: the facts that ground every model and the critic.
 
 :func:`measure_mask` derives geometry (size, shape, spread, location, laterality) from a label map
-by the rules of DESIGN.md ("Controlled vocabulary"); :func:`intensity_stats` derives per-channel
-intensity signatures and cautious vocabulary hints (``None`` wherever the pixels cannot support
-one). Everything here is pure numpy: connected components and morphology are implemented below
-(no scipy), fast enough for a 240x240 slice in a few milliseconds.
+by the rules of DESIGN.md ("Controlled vocabulary"); :func:`intensity_stats` (re-exported from
+:mod:`neuroonco.tools.intensity`) derives per-channel intensity signatures and cautious vocabulary
+hints. Pure numpy (components and morphology in :mod:`neuroonco.tools.morphology`).
 
 Conventions: arrays are ``(y, x)``; the lesion is every non-zero label (BraTS "whole tumour");
 components use 8-connectivity; the image is in radiological convention (image left = patient's
@@ -16,6 +15,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from neuroonco.tools.intensity import intensity_stats
+from neuroonco.tools.morphology import dilate, erode, label_components
 
 __all__ = [
     "dilate",
@@ -33,88 +35,6 @@ SPECK_MIN_SHARE = 0.005
 
 _ROWS = ("upper", "center", "lower")
 _COLS = ("left", "center", "right")
-
-
-def label_components(mask: np.ndarray, *, connectivity: int = 8) -> tuple[np.ndarray, int]:
-    """Label the connected non-zero regions of a 2D array, like ``scipy.ndimage.label``.
-
-    Returns ``(labels, n)``: int32 labels 1..n in raster order of first appearance, 0 elsewhere.
-    Works on horizontal runs: runs of adjacent rows that touch are joined by vectorised
-    min-label propagation with pointer jumping, so the cost grows with the number of runs.
-    """
-    if connectivity not in (4, 8):
-        raise ValueError(f"connectivity must be 4 or 8, not {connectivity}")
-    fg = np.asarray(mask) != 0
-    if fg.ndim != 2:
-        raise ValueError(f"label_components needs a 2D array, got shape {fg.shape}")
-    h, w = fg.shape
-    padded = np.zeros((h, w + 2), np.int8)
-    padded[:, 1:-1] = fg
-    starts = np.diff(padded, axis=1) == 1  # (h, w + 1); a run starts at column c
-    n_runs = int(starts.sum())
-    if n_runs == 0:
-        return np.zeros((h, w), np.int32), 0
-    run_id = (np.cumsum(starts[:, :w].ravel()) - 1).reshape(h, w)  # valid on fg pixels only
-    a, b = _run_edges(fg, run_id, connectivity)
-    parent = np.arange(n_runs)
-    while a.size:
-        pa, pb = parent[a], parent[b]
-        if np.array_equal(pa, pb):
-            break
-        low = np.minimum(pa, pb)
-        # pa, pb are roots (parent is flattened below), so hooking them merges whole trees.
-        np.minimum.at(parent, pa, low)
-        np.minimum.at(parent, pb, low)
-        while True:
-            nxt = parent[parent]
-            if np.array_equal(nxt, parent):
-                break
-            parent = nxt
-    roots, compact = np.unique(parent, return_inverse=True)
-    labels = np.zeros((h, w), np.int32)
-    labels[fg] = compact[run_id[fg]] + 1
-    return labels, len(roots)
-
-
-def _run_edges(fg: np.ndarray, run_id: np.ndarray, connectivity: int) -> tuple[np.ndarray, ...]:
-    """Pairs of run ids that touch between consecutive rows."""
-    top, bot, rt, rb = fg[:-1], fg[1:], run_id[:-1], run_id[1:]
-    pairs = []
-    both = top & bot
-    pairs.append((rt[both], rb[both]))
-    if connectivity == 8:
-        diag = top[:, :-1] & bot[:, 1:]
-        pairs.append((rt[:, :-1][diag], rb[:, 1:][diag]))
-        anti = top[:, 1:] & bot[:, :-1]
-        pairs.append((rt[:, 1:][anti], rb[:, :-1][anti]))
-    a = np.concatenate([p[0] for p in pairs])
-    b = np.concatenate([p[1] for p in pairs])
-    if a.size == 0:
-        return a, b
-    key = np.unique(a.astype(np.int64) * (int(run_id.max()) + 1) + b)
-    return key // (int(run_id.max()) + 1), key % (int(run_id.max()) + 1)
-
-
-def _grow(x: np.ndarray, steps: int, outside: bool) -> np.ndarray:
-    """Binary dilation alternating 3x3 square and cross (an octagon, close to a disc)."""
-    for i in range(steps):
-        p = np.pad(x, 1, constant_values=outside)
-        if i % 2 == 0:
-            r = p[:, :-2] | p[:, 1:-1] | p[:, 2:]
-            x = r[:-2] | r[1:-1] | r[2:]
-        else:
-            x = p[1:-1, 1:-1] | p[:-2, 1:-1] | p[2:, 1:-1] | p[1:-1, :-2] | p[1:-1, 2:]
-    return x
-
-
-def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
-    """Binary dilation by about ``radius`` pixels (octagonal structuring element)."""
-    return _grow(np.asarray(mask) != 0, radius, outside=False)
-
-
-def erode(mask: np.ndarray, radius: int) -> np.ndarray:
-    """Binary erosion by about ``radius`` pixels; outside the image counts as background."""
-    return ~_grow(np.asarray(mask) == 0, radius, outside=True)
 
 
 # Marching-squares contour length per 2x2 configuration (corners tl=1, tr=2, br=4, bl=8): one
@@ -258,194 +178,3 @@ def measure_mask(
             for v, c in zip(values, counts, strict=True)
         }
     return result
-
-
-# --- Intensity signatures -------------------------------------------------------------------
-# Thresholds of the hints below; each is a documented choice, not a clinical standard.
-NEAR_LESION_PX = 3  # "normal brain" excludes the lesion dilated by this much
-MIN_LESION_PX = 20  # fewer lesion pixels: no texture/enhancement judgement
-MIN_NORMAL_PX = 50  # fewer normal-brain pixels: no reference, so no ratio-based hints
-HYPER, HYPO = 1.15, 0.87  # lesion/normal mean ratio bounds of isointense
-MIXED_SHARE = 0.2  # mixed: this share of (3x3-smoothed) lesion px above HYPER and below HYPO
-TEXTURE_HOMOGENEOUS, TEXTURE_HETEROGENEOUS = 0.15, 0.25  # lesion cv; in between -> None
-SHARP_EDGE, SOFT_EDGE = 0.3, 0.2  # edge sharpness (see _margins); in between -> None
-ENHANCING = 1.3  # t1ce: a (smoothed) pixel brighter than this x normal mean enhances
-EDEMA_MILD, EDEMA_EXTENSIVE = 0.05, 0.5  # edema share of the lesion (named label) or of the
-# hyperintense peri-lesional ring (no named label): below MILD none, from EXTENSIVE extensive
-
-
-class _Regions:
-    """Masks shared by every channel of one slice, computed once."""
-
-    def __init__(self, mask: np.ndarray, mask_labels: dict[int, str] | None) -> None:
-        lesion = mask != 0
-        self.lesion = lesion
-        self.near = dilate(lesion, NEAR_LESION_PX)
-        self.band = dilate(lesion, 3) & ~erode(lesion, 3)
-        self.edge_px = int((lesion & ~erode(lesion, 1)).sum())
-        self.inner = erode(lesion, 2) & ~erode(lesion, 6)
-        self.outer = dilate(lesion, 6) & ~dilate(lesion, 2)
-        radius = math.sqrt(lesion.sum() / math.pi)
-        reach = max(3, round(0.5 * radius))
-        # The first pixel outside is skipped: smoothing and partial volume bleed into it.
-        self.peri = dilate(lesion, reach + 1) & ~dilate(lesion, 1)
-        self.far = ~dilate(lesion, reach)
-        self.subregions: dict[str, np.ndarray] = {}
-        for v in np.unique(mask[lesion]) if mask_labels else ():
-            self.subregions[mask_labels.get(int(v), f"label_{int(v)}")] = mask == v
-        edema = [m for name, m in self.subregions.items() if "edema" in name.lower()]
-        self.edema_share = None
-        core = lesion
-        if edema:
-            edema_px = np.logical_or.reduce(edema)
-            self.edema_share = float(edema_px.sum() / lesion.sum())
-            if (lesion & ~edema_px).sum() >= 10:  # enhancement is judged on the tumour core
-                core = lesion & ~edema_px
-        self.core_region = core
-        width = max(2, round(0.3 * math.sqrt(core.sum() / math.pi)))
-        self.centre = erode(core, width)
-        self.rim = core & ~self.centre
-
-
-def _box3(img: np.ndarray) -> np.ndarray:
-    """3x3 mean, so single noisy pixels do not count as bright or dark parts."""
-    p = np.pad(img, 1, mode="edge")
-    r = p[:, :-2] + p[:, 1:-1] + p[:, 2:]
-    return (r[:-2] + r[1:-1] + r[2:]) / 9.0
-
-
-def _brain(img: np.ndarray) -> np.ndarray:
-    """Pixels above the 10th percentile of the non-zero ones (and above 10% of their 99th, so
-    noisy non-zero background of 8-bit images stays out)."""
-    fg = img[img != 0]
-    if fg.size == 0:
-        return np.zeros(img.shape, bool)
-    low, high = np.percentile(fg, [10, 99])
-    return img > max(low, 0.1 * high)
-
-
-def _signal(lesion_smooth: np.ndarray, normal_mean: float, ratio: float) -> str:
-    brighter = float((lesion_smooth > HYPER * normal_mean).mean())
-    darker = float((lesion_smooth < HYPO * normal_mean).mean())
-    if brighter > MIXED_SHARE and darker > MIXED_SHARE:
-        return "mixed"
-    return "hyperintense" if ratio > HYPER else "hypointense" if ratio < HYPO else "isointense"
-
-
-def _margins(img: np.ndarray, brain: np.ndarray, g: _Regions, nm: float) -> float | None:
-    """Edge sharpness: the boundary's gradient over the contrast between bands 2-6 px inside
-    and outside the lesion. The gradient is the mean of the strongest 2 x (boundary length)
-    pixels within 3 px of the boundary, so a mask drawn a pixel or two off the edge still finds
-    it. A step edge gives ~0.45, a Gaussian blur of sigma 2 px ~0.2."""
-    inner, outer = img[g.inner], img[g.outer & brain]
-    if inner.size < 10 or outer.size < 10:
-        return None
-    delta = abs(float(inner.mean()) - float(outer.mean()))
-    if delta < 0.1 * nm:  # no visible edge to judge
-        return None
-    gy, gx = np.gradient(img)
-    grad = np.hypot(gx, gy)[g.band & (brain | g.lesion)]
-    k = min(grad.size, 2 * g.edge_px)
-    return float(np.partition(grad, grad.size - k)[grad.size - k :].mean() / delta)
-
-
-def _enhancement(smooth: np.ndarray, g: _Regions, nm: float) -> str | None:
-    """ring: bright pixels sit in the outer band of the tumour core around a dark centre;
-    solid: most of it is bright; patchy: bright in parts; none: hardly any bright pixel."""
-    region = g.core_region
-    if region.sum() < MIN_LESION_PX:
-        return None
-    bright = smooth > ENHANCING * nm
-    share = float(bright[region].mean())
-    if share < 0.1:
-        return "none"
-    if g.centre.sum() >= 4:
-        rim_b, centre_b = float(bright[g.rim].mean()), float(bright[g.centre].mean())
-        in_rim = float((bright & g.rim).sum() / (bright & region).sum())
-        darker_centre = smooth[g.centre].mean() < 0.8 * smooth[g.rim].mean()
-        if in_rim >= 0.75 and rim_b >= 0.25 and centre_b <= 0.35 and darker_centre:
-            return "ring"
-    return "solid" if share >= 0.6 else "patchy"
-
-
-def _grade_edema(share: float) -> str:
-    return "none" if share < EDEMA_MILD else "mild" if share < EDEMA_EXTENSIVE else "extensive"
-
-
-def _edema(img: np.ndarray, smooth: np.ndarray, brain: np.ndarray, g: _Regions) -> str | None:
-    if g.edema_share is not None:
-        return _grade_edema(g.edema_share)
-    peri, far = g.peri & brain, img[g.far & brain]
-    if peri.sum() < 10 or far.size < MIN_NORMAL_PX or far.mean() <= 0:
-        return None
-    return _grade_edema(float((smooth[peri] > 1.2 * far.mean()).mean()))
-
-
-def _round(x: float | None) -> float | None:
-    return None if x is None else round(float(x), 4)
-
-
-def _channel_stats(name: str, img: np.ndarray, g: _Regions) -> dict:
-    if img.shape != g.lesion.shape:
-        raise ValueError(f"channel {name!r} has shape {img.shape}, mask {g.lesion.shape}")
-    brain = _brain(img)
-    les, normal = img[g.lesion], img[brain & ~g.near]
-    lm, ls = float(les.mean()), float(les.std())
-    nm = float(normal.mean()) if normal.size >= MIN_NORMAL_PX else None
-    # Ratios need a reference and a non-negative scale (z-scored images have none).
-    scaled = nm is not None and nm > 0 and float(img.min()) >= 0
-    ratio = lm / nm if scaled else None
-    cv = ls / lm if lm > 0 else None
-    smooth = _box3(img)
-    sharp = _margins(img, brain, g, nm) if scaled else None
-    texture = None
-    if cv is not None and les.size >= MIN_LESION_PX:
-        if cv < TEXTURE_HOMOGENEOUS:
-            texture = "homogeneous"
-        elif cv > TEXTURE_HETEROGENEOUS:
-            texture = "heterogeneous"
-    margins = None
-    if sharp is not None and sharp >= SHARP_EDGE:
-        margins = "well_circumscribed"
-    elif sharp is not None and sharp <= SOFT_EDGE:
-        margins = "ill_defined"
-    out = {
-        "lesion_mean": _round(lm),
-        "lesion_std": _round(ls),
-        "normal_mean": _round(nm),
-        "normal_std": _round(normal.std()) if nm is not None else None,
-        "contrast_ratio": _round(ratio),
-        "cv": _round(cv),
-        "edge_sharpness": _round(sharp),
-        "signal_intensity": _signal(smooth[g.lesion], nm, ratio) if scaled else None,
-        "texture": texture,
-        "margins": margins,
-        "enhancement": _enhancement(smooth, g, nm) if scaled and name == "t1ce" else None,
-        "edema": _edema(img, smooth, brain, g) if name in ("t2", "flair") else None,
-    }
-    if g.subregions:
-        out["subregion_means"] = {k: _round(img[m].mean()) for k, m in g.subregions.items()}
-    return out
-
-
-def intensity_stats(
-    images: dict[str, np.ndarray], mask: np.ndarray, *, mask_labels: dict[int, str] | None = None
-) -> dict:
-    """Per-channel intensity signature of the lesion against normal brain, with hints.
-
-    Returns ``{channel: {...}}`` (``{}`` when the mask is empty): lesion and normal-brain
-    mean/std, ``contrast_ratio``, ``cv``, ``edge_sharpness``, ``subregion_means`` (with labels)
-    and the vocabulary hints ``signal_intensity``, ``texture``, ``margins``, ``enhancement``
-    (``t1ce`` only) and ``edema`` (``t2``/``flair`` only). A hint the pixels cannot support is
-    ``None``. Normal brain = pixels above a low intensity threshold, minus the lesion dilated by
-    ``NEAR_LESION_PX``; it mixes grey and white matter, so it is a proxy for "normal white
-    matter". Edema comes from a mask label whose name contains "edema" when there is one.
-    """
-    mask = np.asarray(mask)
-    if not (mask != 0).any():
-        return {}
-    regions = _Regions(mask, mask_labels)
-    return {
-        name: _channel_stats(name, np.asarray(img, np.float64), regions)
-        for name, img in images.items()
-    }

@@ -18,6 +18,7 @@ REMOVED = "[removed]"
 SALT_BYTES = 32
 MIN_PART = 3  # shorter parts of an identifier ("Li", "Jr") would erase ordinary text
 MIN_WHOLE = 2  # a whole identifier shorter than this is not searched for at all
+MIN_DIGITS = 5  # an all-digit part shorter than this is a counter, not an identifier
 
 _SPLIT = re.compile(r"[\^,\s_\-]+")
 # Suffixes kept on a hashed path component, so the file type stays readable.
@@ -59,6 +60,14 @@ def load_or_create_salt(path: Path) -> bytes:
     return salt
 
 
+def _distinctive(part: str) -> bool:
+    """A part worth scrubbing on its own: long enough, and not a short counter like "0001"
+    (which would hit every ``IM0001.dcm`` and ``Tr-gl_0001.jpg``)."""
+    if len(part) < MIN_PART:
+        return False
+    return not part.isdigit() or len(part) >= MIN_DIGITS
+
+
 def identifier_tokens(identifiers: Iterable[str]) -> list[str]:
     """Every string to scrub: each identifier and its parts split on ``^ , space _ -`` (parts
     of at least ``MIN_PART`` characters), lower-cased, longest first."""
@@ -67,7 +76,7 @@ def identifier_tokens(identifiers: Iterable[str]) -> list[str]:
         ident = (ident or "").strip()
         if len(ident) >= MIN_WHOLE:
             tokens.add(ident.lower())
-        tokens.update(p.lower() for p in _SPLIT.split(ident) if len(p) >= MIN_PART)
+        tokens.update(p.lower() for p in _SPLIT.split(ident) if _distinctive(p))
     return sorted(tokens, key=lambda t: (-len(t), t))
 
 

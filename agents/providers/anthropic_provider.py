@@ -16,6 +16,7 @@ from typing import Any
 
 import anthropic
 import instructor
+
 from neuroonco.agents.providers.base import (
     ModelRequest,
     ModelResult,
@@ -30,7 +31,6 @@ from neuroonco.agents.providers.retry import (
     failure_from_status,
     send_with_retries,
 )
-
 from neuroonco.errors import ConfigError
 
 ANTHROPIC_HOST = "api.anthropic.com"

@@ -21,8 +21,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
-from neuroonco.agents.providers.pricing import cost_usd
 from pydantic import BaseModel
+
+from neuroonco.agents.providers.pricing import cost_usd
 
 ROLES = ("describer", "diagnostician", "critic", "arbiter")
 OUTCOMES = (

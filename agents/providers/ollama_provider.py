@@ -20,6 +20,8 @@ from typing import Any
 
 import httpx
 import ollama
+from pydantic import BaseModel, ValidationError
+
 from neuroonco.agents.providers.base import (
     ModelRequest,
     ModelResult,
@@ -34,8 +36,6 @@ from neuroonco.agents.providers.retry import (
     failure_from_status,
     send_with_retries,
 )
-from pydantic import BaseModel, ValidationError
-
 from neuroonco.errors import ConfigError
 
 DEFAULT_HOST = "http://127.0.0.1:11434"

@@ -23,6 +23,7 @@ from typing import Any
 
 import instructor
 import openai
+
 from neuroonco.agents.providers.base import (
     ModelRequest,
     ModelResult,
@@ -37,7 +38,6 @@ from neuroonco.agents.providers.retry import (
     failure_from_status,
     send_with_retries,
 )
-
 from neuroonco.errors import ConfigError
 
 MODES = {

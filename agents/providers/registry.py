@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from neuroonco.agents.providers.base import Provider, ProviderOptions
-
 from neuroonco.errors import ConfigError
 
 PROVIDERS = ("builtin", "openai", "anthropic", "ollama")

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from neuroonco.agents.providers.base import AttemptRecord, ModelRequest, ProviderOptions, redact
 from pydantic import BaseModel
+
+from neuroonco.agents.providers.base import AttemptRecord, ModelRequest, ProviderOptions, redact
 
 T = TypeVar("T")
 
@@ -30,6 +32,11 @@ T = TypeVar("T")
 # does), so one odd header cannot park a batch for an hour.
 RETRY_AFTER_MAX_S = 60.0
 BODY_EXCERPT = 500
+
+# instructor logs every failed attempt at ERROR; with logging unconfigured Python would print
+# those to stderr. The attempt records hold the same facts, so they stay quiet unless the
+# application configures logging itself.
+logging.getLogger("instructor").addHandler(logging.NullHandler())
 
 
 @dataclass

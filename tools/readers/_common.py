@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-from neuroonco.schemas.vocabulary import Diagnosis, Modality, normalise, normalise_label
-from neuroonco.tools.readers._nifti_io import read_nifti, to_lps
-from neuroonco.tools.readers.base import LoadedCase, check_loaded
 from PIL import Image
 
 from neuroonco.errors import UnreadableInput
+from neuroonco.schemas.vocabulary import Diagnosis, Modality, normalise, normalise_label
+from neuroonco.tools.readers._nifti_io import read_nifti, to_lps
+from neuroonco.tools.readers.base import LoadedCase, check_loaded
 
 IMAGE_2D_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp"})
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr")

@@ -16,6 +16,8 @@ from functools import partial
 from pathlib import Path
 
 import SimpleITK as sitk
+
+from neuroonco.errors import UnreadableInput
 from neuroonco.tools.phi import scrub_text
 from neuroonco.tools.readers._common import (
     folder_label,
@@ -31,8 +33,6 @@ from neuroonco.tools.readers.base import (
     SourceCase,
     check_loaded,
 )
-
-from neuroonco.errors import UnreadableInput
 
 _SUFFIXES = {".dcm", ".dicom", ".ima"}
 _PATIENT_ID = "0010|0020"
@@ -112,10 +112,13 @@ def load_series(files: tuple[Path, ...], channel: str) -> LoadedCase:
 
 
 def _dataset(root: Path, folder: Path, phi: tuple[str, ...]) -> str:
-    """The top folder under the root (or the root's name), scrubbed of the identifiers: TCIA
-    style trees often name that folder after the patient."""
+    """The top folder under the root, else the root's name, whichever holds no identifier (TCIA
+    style trees often name the top folder after the patient)."""
     parts = folder.relative_to(root).parts
-    return scrub_text(parts[0] if parts else root.name or "dicom", phi)
+    for name in (*parts[:1], root.name):
+        if name and scrub_text(name, phi) == name:
+            return name
+    return "dicom"  # every candidate held an identifier
 
 
 def _folder_key(root: Path, folder: Path) -> str:

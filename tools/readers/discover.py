@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from neuroonco.errors import UnreadableInput
 from neuroonco.tools.readers.base import Reader, Rejection, SourceCase
 from neuroonco.tools.readers.brats import Brats2021Reader, Brats2023Reader
 from neuroonco.tools.readers.class_folder import ClassFolderReader
@@ -20,8 +21,6 @@ from neuroonco.tools.readers.figshare import FigshareMatReader
 from neuroonco.tools.readers.nifti import NiftiReader
 from neuroonco.tools.readers.pairs import ImageMaskPairReader
 from neuroonco.tools.readers.yolo import YoloReader
-
-from neuroonco.errors import UnreadableInput
 
 READERS: tuple[Reader, ...] = (
     Brats2021Reader(),

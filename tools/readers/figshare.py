@@ -14,11 +14,11 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+
+from neuroonco.errors import UnreadableInput
 from neuroonco.schemas.vocabulary import Diagnosis, Modality
 from neuroonco.tools.readers._common import split_hint
 from neuroonco.tools.readers.base import LoadedCase, Rejection, SourceCase, check_loaded
-
-from neuroonco.errors import UnreadableInput
 
 DATASET = "figshare_brain_tumor"
 _LABELS = {1: Diagnosis.meningioma, 2: Diagnosis.glioma, 3: Diagnosis.pituitary_tumor}

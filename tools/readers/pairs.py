@@ -21,6 +21,8 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+
+from neuroonco.errors import UnreadableInput
 from neuroonco.schemas.vocabulary import Diagnosis
 from neuroonco.tools.readers._common import (
     dataset_name,
@@ -39,8 +41,6 @@ from neuroonco.tools.readers.base import (
     SourceCase,
     check_loaded,
 )
-
-from neuroonco.errors import UnreadableInput
 
 _IMAGE_DIRS = ("images", "image", "imgs", "img")
 _MASK_DIRS = {"masks", "mask", "labels", "label", "gt", "groundtruth", "segmentations"}

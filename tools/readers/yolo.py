@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from PIL import Image, ImageDraw
+
 from neuroonco.schemas.vocabulary import Diagnosis, normalise_label
 from neuroonco.tools.readers._common import (
     dataset_name,
@@ -36,7 +38,6 @@ from neuroonco.tools.readers.base import (
     SourceCase,
     check_loaded,
 )
-from PIL import Image, ImageDraw
 
 _CLASS_FILES = ("classes.txt", "obj.names")
 _YAML_SUFFIXES = (".yaml", ".yml")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from neuroonco.agents.providers.base import Provider
 
+from neuroonco.agents.providers.base import Provider
 from tests.agents.providers.helpers import fast_options, provider_for
 from tests.support.loopback import LoopbackServer
 

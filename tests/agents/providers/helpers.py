@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
+
 from neuroonco.agents.providers.base import ModelRequest, ModelResult, Provider, ProviderOptions
 from neuroonco.agents.providers.registry import make_provider
-from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 OPENAI_KEY = "sk-test-openai-0123456789abcdef"
 ANTHROPIC_KEY = "sk-ant-test-0123456789abcdef"

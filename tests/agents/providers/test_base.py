@@ -7,6 +7,8 @@ import hashlib
 from dataclasses import replace
 
 import pytest
+from pydantic import BaseModel
+
 from neuroonco.agents.providers.base import (
     AttemptRecord,
     ImagePart,
@@ -16,8 +18,6 @@ from neuroonco.agents.providers.base import (
     redact,
 )
 from neuroonco.agents.providers.pricing import cost_usd, price_per_million
-from pydantic import BaseModel
-
 from tests.agents.providers.helpers import PNG_A, PNG_B, Tiny, tiny_request
 
 

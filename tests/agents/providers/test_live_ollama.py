@@ -6,8 +6,8 @@ import os
 
 import httpx
 import pytest
-from neuroonco.agents.providers.ollama_provider import OllamaProvider
 
+from neuroonco.agents.providers.ollama_provider import OllamaProvider
 from tests.agents.providers.helpers import ask, fast_options, tiny_request
 
 pytestmark = pytest.mark.live

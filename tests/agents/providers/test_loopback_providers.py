@@ -7,9 +7,9 @@ import base64
 import time
 
 import pytest
+
 from neuroonco.agents.providers.base import ImagePart, ModelResult
 from neuroonco.agents.providers.openai_provider import OpenAIProvider
-
 from tests.agents.providers.helpers import (
     ANTHROPIC_KEY,
     GOOD,

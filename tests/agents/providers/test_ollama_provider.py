@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
 from neuroonco.agents.providers.base import ImagePart, ModelResult
 from neuroonco.agents.providers.ollama_provider import DEFAULT_HOST, OllamaProvider
-
 from neuroonco.errors import ConfigError
 from tests.agents.providers.helpers import GOOD, PNG_A, ask, fast_options, tiny_request
 from tests.support.loopback import LoopbackServer

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+
 from neuroonco.agents.providers.anthropic_provider import AnthropicProvider
 from neuroonco.agents.providers.base import ProviderOptions
 from neuroonco.agents.providers.ollama_provider import OllamaProvider
 from neuroonco.agents.providers.openai_provider import OpenAIProvider
 from neuroonco.agents.providers.registry import canonical_spec, make_provider, parse_spec
-
 from neuroonco.errors import ConfigError
 from tests.agents.providers.helpers import GOOD, ask, fast_options
 from tests.support.loopback import LoopbackServer

@@ -6,6 +6,7 @@ import asyncio
 import email.utils
 
 import pytest
+
 from neuroonco.agents.providers.base import ProviderOptions
 from neuroonco.agents.providers.retry import (
     RETRY_AFTER_MAX_S,

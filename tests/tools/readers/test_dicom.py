@@ -35,7 +35,7 @@ def test_series_case_fields_and_phi(tmp_path: Path) -> None:
         case.phi_strings
     )
     # The top folder is named after the patient: the dataset name must not repeat it.
-    assert "4471" not in case.dataset and case.dataset
+    assert case.dataset == tmp_path.name
     # No tag value reaches any field but subject_key (hashed downstream) and phi_strings.
     exposed = {
         f.name: str(getattr(case, f.name))

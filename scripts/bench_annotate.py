@@ -1,0 +1,337 @@
+"""Annotation performance benchmark: pipe efficiency, CPU per model call, builtin overhead, memory.
+
+    python scripts/bench_annotate.py [--slices N] [--quick] [--profile DIR]
+
+1. A loopback OpenAI server answering after 1 s runs in its own process. `annotate` (describer
+   and diagnostician `openai:bench-model`, builtin critic and arbiter, one round, concurrency
+   32) runs in another over N unique slices (2N model calls). Pipe efficiency is the ideal time
+   (calls x latency / concurrency) over the time from the first request to the last answer,
+   read from the run's `agent_calls` rows (sent at created_at - latency_ms, answered at
+   created_at) and cross-checked against the server's own log of answer times.
+2. A bare `instructor.from_openai(AsyncOpenAI(...))` loop in a third process makes the same
+   calls (same system texts, prompts, captions, PNG files and response models, 32 at once).
+   CPU per call is each process's CPU (user + system) over its timed section divided by its
+   model calls; both processes first warm up on a few calls so import costs are not counted.
+3. The all-builtin graph over many slices: CPU per slice, slices/s, and peak RSS at two sizes
+   plus RSS along the larger run, which must stay flat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import cProfile
+import io
+import json
+import pstats
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+# Run as a script, this folder is on sys.path: the helper module imports by name.
+from _bench_util import (
+    ServerProcess,
+    cpu_s,
+    expand_store,
+    make_base_store,
+    peak_rss_mb,
+    rss_mb,
+    run_child,
+    serve,
+)
+
+MODEL = "bench-model"
+WARM_SLICES = 4
+PIPE_GOAL, CPU_GOAL = 0.85, 1.2
+
+
+@contextlib.contextmanager
+def _profiled(path: str | None):
+    """cProfile the block into ``path`` (when given)."""
+    if not path:
+        yield
+        return
+    prof = cProfile.Profile()
+    prof.enable()
+    try:
+        yield
+    finally:
+        prof.disable()
+        prof.dump_stats(path)
+
+
+def _stamp(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
+
+
+def _config(mode: str):
+    from neuroonco.graph.context import AnnotateConfig
+
+    if mode == "builtin":
+        return AnnotateConfig()
+    spec = f"openai:{MODEL}"
+    # One round: the canned describer answer contradicts the measurements and would otherwise
+    # be sent back, which makes the call count depend on the critic.
+    return AnnotateConfig(describers=[spec], diagnostician=spec, max_rounds=1, group_images=False)
+
+
+def child_annotate(a: dict[str, Any]) -> dict[str, Any]:
+    """Child: warm up on a few slices, then one timed run over ``a['slices']`` slices."""
+    from neuroonco.graph.runner import Runner
+
+    base = Path(a["base_db"])
+    warm, db = base.with_name(f"warm-{a['tag']}.db"), base.with_name(f"{a['tag']}.db")
+    expand_store(base, warm, WARM_SLICES, "w")
+    expand_store(base, db, a["slices"], a["tag"])
+    config = _config(a["mode"])
+    asyncio.run(Runner(warm, config, concurrency=a["concurrency"]).run())
+
+    marks: list[tuple[int, float]] = []
+    step = max(1, a["slices"] // 10)
+
+    def on_progress(summary: Any) -> None:
+        if summary.done % step == 0:
+            marks.append((summary.done, round(rss_mb(), 1)))
+
+    runner = Runner(db, config, concurrency=a["concurrency"])
+    start_rss, c0, w0 = rss_mb(), cpu_s(), time.perf_counter()
+    with _profiled(a.get("profile")):
+        summary = asyncio.run(runner.run(on_progress))
+    cpu, wall = cpu_s() - c0, time.perf_counter() - w0
+    out = {
+        "done": summary.done,
+        "by_status": summary.by_status,
+        "cpu_s": cpu,
+        "wall_s": wall,
+        "start_rss_mb": round(start_rss, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "rss_marks": marks,
+    }
+    return out | _call_stats(db, runner.run_id)
+
+
+def _call_stats(db: Path, run_id: str) -> dict[str, Any]:
+    """Model calls of the run by model and role, their time window, and the calls list."""
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    rows = conn.execute(
+        "select a.model, a.role, a.round, a.cached, a.attempts, a.created_at, a.latency_ms,"
+        " a.prompt, s.modality, s.image_path from agent_calls a join slices s on s.id = a.slice_id"
+        " where a.run_id = ?",
+        [run_id],
+    ).fetchall()
+    conn.close()
+    counts: dict[str, int] = {}
+    for model, role, *_ in rows:
+        counts[f"{model} {role}"] = counts.get(f"{model} {role}", 0) + 1
+    paid = [r for r in rows if r[0] != "builtin"]
+    out: dict[str, Any] = {
+        "counts": counts,
+        "max_round": max((r[2] for r in rows), default=0),
+        "model_calls": sum(r[4] for r in paid),
+        "cached_model_calls": sum(r[3] for r in paid),
+    }
+    if paid:
+        out["first_sent"] = min(_stamp(r[5]) - r[6] / 1000 for r in paid)
+        out["last_answered"] = max(_stamp(r[5]) for r in paid)
+        out["calls"] = [
+            {"role": r[1], "prompt": r[7], "modality": r[8], "image": r[9]} for r in paid
+        ]
+    return out
+
+
+def child_bare(a: dict[str, Any]) -> dict[str, Any]:
+    """Child: the same calls through a bare instructor loop, ``a['concurrency']`` at once."""
+    import instructor
+    import openai
+
+    from neuroonco.agents.prompts import SYSTEMS
+    from neuroonco.schemas.agents import DiagnosisOpinion
+    from neuroonco.schemas.findings import SliceFindings
+
+    models = {"describer": SliceFindings, "diagnostician": DiagnosisOpinion}
+    base_dir = Path(a["base_dir"])
+    calls = json.loads(Path(a["calls_file"]).read_text())
+
+    async def loop(batch: list[dict[str, Any]]) -> None:
+        raw = openai.AsyncOpenAI(base_url=a["url"], api_key="no-key", max_retries=0)
+        client = instructor.from_openai(raw)
+        gate = asyncio.Semaphore(a["concurrency"])
+
+        async def one(call: dict[str, Any]) -> None:
+            png = (base_dir / call["image"]).read_bytes()
+            url = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+            caption = f"{call['modality'] or 'unknown sequence'} (slice under review)"
+            content = [
+                {"type": "text", "text": caption},
+                {"type": "image_url", "image_url": {"url": url}},
+                {"type": "text", "text": call["prompt"]},
+            ]
+            messages = [
+                {"role": "system", "content": SYSTEMS[call["role"]]},
+                {"role": "user", "content": content},
+            ]
+            async with gate:
+                await client.chat.completions.create(
+                    model=MODEL,
+                    response_model=models[call["role"]],
+                    messages=messages,
+                    temperature=0.0,
+                    max_tokens=1024,
+                    max_retries=2,
+                )
+
+        await asyncio.gather(*(one(c) for c in batch))
+        await raw.close()
+
+    asyncio.run(loop(calls[: 2 * WARM_SLICES]))
+    c0, w0, t0 = cpu_s(), time.perf_counter(), time.time()
+    with _profiled(a.get("profile")):
+        asyncio.run(loop(calls))
+    cpu, wall = cpu_s() - c0, time.perf_counter() - w0
+    return {"model_calls": len(calls), "cpu_s": cpu, "wall_s": wall, "t0": t0}
+
+
+def _server_window(log: dict[str, Any], latency: float, since: float) -> tuple[int, float]:
+    """(answers, first arrival to last answer) from the server's log, after ``since``."""
+    times = [t for t in log["answered"] if t - latency >= since - 0.05]
+    return len(times), (max(times) - min(times) + latency) if times else 0.0
+
+
+def _top(path: Path, n: int = 14) -> str:
+    out = io.StringIO()
+    pstats.Stats(str(path), stream=out).sort_stats("tottime").print_stats(n)
+    return out.getvalue().split("ncalls", 1)[-1]
+
+
+def bench_calls(args: argparse.Namespace, base_db: Path) -> None:
+    conc, lat = args.concurrency, args.latency
+    server = ServerProcess(lat)
+    env = {"OPENAI_BASE_URL": server.url, "OPENAI_API_KEY": "no-key"}
+    prof = Path(args.profile) if args.profile else None
+    try:
+        job = {"base_db": str(base_db), "slices": args.slices, "mode": "api", "tag": "api"}
+        job |= {"concurrency": conc, "profile": str(prof / "ours.prof") if prof else None}
+        ours = run_child("annotate", job, env)
+        ours_log = server.take()
+        calls_file = base_db.with_name("calls.json")
+        calls_file.write_text(json.dumps(ours.pop("calls")))
+        job = {"calls_file": str(calls_file), "base_dir": str(base_db.parent), "url": server.url}
+        job |= {"concurrency": conc, "profile": str(prof / "bare.prof") if prof else None}
+        bare = run_child("bare", job)
+        bare_log = server.take()
+    finally:
+        server.close()
+    n = ours["model_calls"]
+    ideal = n * lat / conc
+    window = ours["last_answered"] - ours["first_sent"]
+    served, server_window = _server_window(ours_log, lat, ours["first_sent"])
+    _, bare_window = _server_window(bare_log, lat, bare["t0"])
+    ours_ms, bare_ms = 1000 * ours["cpu_s"] / n, 1000 * bare["cpu_s"] / bare["model_calls"]
+    print(f"\n== model calls: {ours['done']} slices, {n} calls, {lat:g} s latency, conc {conc} ==")
+    print(f"calls by model/role: {ours['counts']}; max round {ours['max_round']}")
+    print(f"cached model calls: {ours['cached_model_calls']}; statuses {ours['by_status']}")
+    print(f"server: {served} answers, max in flight {ours_log['max_in_flight']}")
+    print(
+        f"ideal {ideal:.2f} s; first request to last answer {window:.2f} s "
+        f"(server {server_window:.2f} s); run wall {ours['wall_s']:.2f} s"
+    )
+    eff = ideal / window
+    print(
+        f"PIPE EFFICIENCY {eff:.3f} (server-side {ideal / server_window:.3f}, whole run "
+        f"{ideal / ours['wall_s']:.3f}; bare loop {ideal / bare_window:.3f}) "
+        f"goal >= {PIPE_GOAL}: {'met' if eff >= PIPE_GOAL else 'MISSED'}"
+    )
+    ratio = ours_ms / bare_ms
+    print(
+        f"CPU PER MODEL CALL ours {ours_ms:.2f} ms ({ours['cpu_s']:.2f} s / {n}), bare "
+        f"instructor {bare_ms:.2f} ms ({bare['cpu_s']:.2f} s / {bare['model_calls']}), "
+        f"RATIO {ratio:.2f} goal <= {CPU_GOAL}: {'met' if ratio <= CPU_GOAL else 'MISSED'}"
+    )
+    print(f"server CPU (its own process, not counted): {ours_log['cpu_s']:.2f} s cumulative")
+    if prof:
+        print("\n-- ours, top by own time --" + _top(prof / "ours.prof"))
+        print("-- bare, top by own time --" + _top(prof / "bare.prof"))
+
+
+def bench_builtin(args: argparse.Namespace, base_db: Path) -> None:
+    """All-builtin runs: CPU per slice and throughput, then RSS at two sizes."""
+    print(f"\n== builtin graph (default config, concurrency {args.builtin_concurrency}) ==")
+    results = []
+    for n in (args.builtin_slices, args.memory_slices):
+        job = {"base_db": str(base_db), "slices": n, "mode": "builtin", "tag": f"builtin{n}"}
+        job |= {"concurrency": args.builtin_concurrency, "profile": None}
+        if args.profile:
+            job["profile"] = str(Path(args.profile) / f"builtin{n}.prof")
+        r = run_child("annotate", job)
+        results.append(r)
+        calls = sum(r["counts"].values())
+        print(
+            f"{r['done']:>6} slices: {1000 * r['cpu_s'] / r['done']:.2f} ms CPU/slice "
+            f"({1000 * r['cpu_s'] / calls:.2f} ms per builtin call, {calls / r['done']:.1f} "
+            f"calls/slice), {r['done'] / r['wall_s']:.0f} slices/s, wall {r['wall_s']:.1f} s, "
+            f"RSS {r['start_rss_mb']:.0f} MiB at start, PEAK RSS {r['peak_rss_mb']:.0f} MiB"
+        )
+    small, large = results
+    marks = ", ".join(f"{done}: {mb:.0f}" for done, mb in large["rss_marks"])
+    print(f"RSS (MiB) along the {large['done']}-slice run: {marks}")
+    growth = large["peak_rss_mb"] - small["peak_rss_mb"]
+    print(f"peak RSS growth {small['done']} -> {large['done']} slices: {growth:+.0f} MiB")
+    if args.profile:
+        print(
+            f"\n-- builtin {small['done']}, top by own time --"
+            + _top(Path(args.profile) / f"builtin{small['done']}.prof")
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument(
+        "--slices", type=int, default=192, help="slices of the model-call run (2 calls each)"
+    )
+    p.add_argument("--builtin-slices", type=int, default=2500)
+    p.add_argument("--memory-slices", type=int, default=10000)
+    p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--builtin-concurrency", type=int, default=8, help="the CLI default")
+    p.add_argument("--latency", type=float, default=1.0, help="server latency, seconds")
+    p.add_argument("--quick", action="store_true", help="small images and fewer slices (~1 min)")
+    p.add_argument("--only", choices=("calls", "builtin"), help="run one part only")
+    p.add_argument("--workdir", help="keep stores here (default: a temporary folder)")
+    p.add_argument("--profile", help="cProfile each timed section into this folder")
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    p.add_argument("job", nargs="?", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        job = json.loads(args.job)
+        if args.child == "server":
+            serve(job["latency"])
+            return 0
+        result = {"annotate": child_annotate, "bare": child_bare}[args.child](job)
+        print(json.dumps(result))
+        return 0
+    if args.quick:
+        args.slices, args.builtin_slices, args.memory_slices = 96, 500, 2000
+    if args.profile:
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        workdir = args.workdir or stack.enter_context(tempfile.TemporaryDirectory())
+        Path(workdir).mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        base_db = make_base_store(Path(workdir), small=args.quick)
+        print(f"sample store ingested in {time.perf_counter() - started:.1f} s ({workdir})")
+        if args.only != "builtin":
+            bench_calls(args, base_db)
+        if args.only != "calls":
+            bench_builtin(args, base_db)
+        print(f"\ntotal {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
