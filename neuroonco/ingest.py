@@ -110,6 +110,10 @@ def slice_case(
     loaded = case.load()
     identifiers = (*identifiers, *case.phi_strings)
     rel = _shown_path(root, case.files[0])
+    source_paths = {
+        channel: phi.scrub_relative_path(_shown_path(root, path), identifiers, salt)
+        for channel, path in case.channel_files.items()
+    }
     source_path = phi.scrub_relative_path(rel, identifiers, salt)
     dataset = phi.scrub_text(case.dataset, identifiers)
     subject = phi.subject_id(f"{case.source_format}|{case.subject_key}", salt)
@@ -133,7 +137,7 @@ def slice_case(
                         "id": slice_id,
                         "dataset": dataset,
                         "source_format": case.source_format,
-                        "source_path": source_path,
+                        "source_path": source_paths.get(channel, source_path),
                         "subject_id": subject,
                         "group_id": group_id,
                         "modality": modality,

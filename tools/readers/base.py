@@ -42,7 +42,7 @@ class LoadedCase:
     mask: np.ndarray | None = None
     orientation_known: bool = False
     mask_labels: dict[int, str] = field(default_factory=dict)
-    """Sub-region names of the mask labels, e.g. {1: "necrotic_core", 2: "edema", 3: "enhancing"}."""
+    """Sub-region names of the mask labels, e.g. {1: "necrotic_core", 2: "edema"}."""
 
     @property
     def is_volume(self) -> bool:
@@ -71,6 +71,8 @@ class SourceCase:
     phi_strings: tuple[str, ...] = ()
     """Identifiers read from the file (e.g. DICOM PatientName) that must be scrubbed from any
     path or text derived from it."""
+    channel_files: dict[str, Path] = field(default_factory=dict)
+    """Channel (modality) -> the file it was read from, for multi-file cases (BraTS)."""
     split_hint: str | None = None
     """"train"/"test" when the source layout says so (Training/, Testing/)."""
 
@@ -89,7 +91,7 @@ class Reader(Protocol):
     name: str
 
     def claim(self, root: Path, unclaimed: set[Path]) -> Iterator[SourceCase | Rejection]:
-        """Yield cases (and rejections) for files it recognises, removing them from ``unclaimed``."""
+        """Yield cases and rejections for the files it recognises; remove those from ``unclaimed``."""
         ...
 
 

@@ -84,6 +84,7 @@ class _BratsReader:
             ),
             modalities=tuple(self.sequences.values()),
             mask_kind="segmentation" if seg else None,
+            channel_files=channels,
             split_hint=split_hint(root, files[0]) or _split_in_id(case_id),
         )
 
