@@ -91,7 +91,7 @@ class Reader(Protocol):
     name: str
 
     def claim(self, root: Path, unclaimed: set[Path]) -> Iterator[SourceCase | Rejection]:
-        """Yield cases and rejections for the files it recognises; remove those from ``unclaimed``."""
+        """Yield cases and rejections for the files it recognises, taken from ``unclaimed``."""
         ...
 
 
