@@ -64,26 +64,16 @@ def estimate_cost(config: AnnotateConfig, slices: int) -> float | None:
 
 def print_summary(summary: RunSummary, console: Console) -> None:
     t = summary.tally
-    table = Table(title=f"annotate run {summary.run_id}")
-    for col in (
-        "slices",
-        *sorted(summary.by_status),
-        "calls",
-        "cached",
-        "tokens in/out",
-        "cost $",
-        "slices/s",
-    ):
-        table.add_column(col, justify="right")
-    table.add_row(
-        str(summary.done),
-        *(str(summary.by_status[k]) for k in sorted(summary.by_status)),
-        str(t.calls),
-        str(t.cached),
-        f"{t.input_tokens}/{t.output_tokens}",
-        f"{t.cost_usd:.4f}",
-        f"{summary.slices_per_s:.1f}",
-    )
+    table = Table(title=f"annotate run {summary.run_id}", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("", justify="right")
+    table.add_row("slices annotated", str(summary.done))
+    for status in sorted(summary.by_status):
+        table.add_row(f"  {status}", str(summary.by_status[status]))
+    table.add_row("model calls (cached)", f"{t.calls} ({t.cached})")
+    table.add_row("tokens in / out", f"{t.input_tokens} / {t.output_tokens}")
+    table.add_row("cost", f"${t.cost_usd:.4f}")
+    table.add_row("time", f"{summary.elapsed_s:.1f} s ({summary.slices_per_s:.1f} slices/s)")
     console.print(table)
     if summary.stopped:
         console.print(f"[yellow]stopped early: {summary.stopped}; run the same command to go on")
