@@ -26,6 +26,8 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
+from pydantic import BaseModel
+
 from neuroonco.agents.critic_rules import (
     channel_stats,
     intensity_evidence,
@@ -42,7 +44,6 @@ from neuroonco.schemas.findings import (
     sequence_of,
 )
 from neuroonco.schemas.vocabulary import normalise_label
-from pydantic import BaseModel
 
 PROMPT_VERSION = "2026-11-29.1"
 

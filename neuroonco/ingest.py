@@ -126,6 +126,8 @@ def slice_case(
         raw2d = {name: pick(img) for name, img in loaded.images.items()}
         group_id = "grp-" + _short_hash(subject, rel, index)
         facts = _measure(raw2d, mask2d, loaded)
+        # One mask per position: the sequences of a group share it (and its file).
+        mask_png = None if mask2d is None else slicing.to_png_bytes(mask2d)
         for channel, img2d in raw2d.items():
             img8 = slicing.apply_window(img2d, *windows[channel])
             modality = None if channel == "unknown" else channel
@@ -151,7 +153,7 @@ def slice_case(
                         "split_hint": case.split_hint,
                     },
                     png=slicing.to_png_bytes(img8),
-                    mask_png=None if mask2d is None else slicing.to_png_bytes(mask2d),
+                    mask_png=mask_png,
                 )
             )
     return out
@@ -271,9 +273,11 @@ class Ingestor:
             )
             if row["duplicate_of"] == row["id"]:  # the very same slice re-read: nothing new
                 continue
-            row["image_path"] = self._write_png(row["id"], s.png, "")
+            row["image_path"] = self._write_png(row["id"], s.png)
             row["mask_path"] = (
-                None if s.mask_png is None else self._write_png(row["id"], s.mask_png, "_mask")
+                None
+                if s.mask_png is None
+                else self._write_png(f"{row['group_id']}_mask", s.mask_png)
             )
             row["created_at"] = store.now()
             self.index.add(
@@ -293,10 +297,11 @@ class Ingestor:
         fmt = case.source_format
         self.summary.by_format[fmt] = self.summary.by_format.get(fmt, 0) + len(rows)
 
-    def _write_png(self, slice_id: str, data: bytes, suffix: str) -> str:
-        path = self.images / slice_id[:2] / f"{slice_id}{suffix}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+    def _write_png(self, name: str, data: bytes) -> str:
+        path = self.images / name[-2:] / f"{name}.png"
+        if not path.exists():  # a group's mask is shared by its sequences: written once
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
         return path.relative_to(self.base).as_posix()
 
     def _reject(self, root: Path, rejection: Rejection) -> None:
@@ -306,12 +311,13 @@ class Ingestor:
         )
         # Reasons name files by absolute path; the store keeps them relative to the root.
         reason = rejection.reason.replace(str(root), root.name)
+        known = self.db["rejected_inputs"].count_where("path = ?", [shown])
         with store.transaction(self.db):
             self.db["rejected_inputs"].upsert(
                 {"path": shown, "reason": phi.scrub_text(reason, ids), "created_at": store.now()},
                 pk="path",
             )
-        self.summary.rejected += 1
+        self.summary.rejected += not known
 
 
 def ingest(
@@ -321,12 +327,15 @@ def ingest(
     on_case: Callable[[IngestSummary], None] | None = None,
 ) -> IngestSummary:
     """Ingest every source root into the store at ``db_path``; returns what was added."""
-    db_path = Path(db_path)
+    db_path, sources = Path(db_path), [Path(root) for root in sources]
+    missing = [str(root) for root in sources if not root.exists()]
+    if missing:  # before anything is created
+        raise NeuroOncoError(f"source not found: {', '.join(missing)}; check the path")
     db = store.connect(db_path)
     try:
         ingestor = Ingestor(db, db_path, options or IngestOptions())
         for root in sources:
-            ingestor.run(Path(root), on_case)
+            ingestor.run(root, on_case)
         return ingestor.summary
     finally:
         db.close()

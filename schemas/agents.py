@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from pydantic import BaseModel, Field, field_validator, model_validator
+
 from neuroonco.schemas.findings import FINDING_FIELDS, LESION_FIELDS, FindingValues, finding_value
 from neuroonco.schemas.vocabulary import Diagnosis, normalise
-from pydantic import BaseModel, Field, field_validator, model_validator
 
 Action = Literal["keep", "erase", "downgrade"]
 Status = Literal["accepted", "needs_review", "rejected"]

@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
+
 from neuroonco.schemas.vocabulary import (
     FIELDS,
     Edema,
@@ -33,7 +35,6 @@ from neuroonco.schemas.vocabulary import (
     Texture,
     normalise,
 )
-from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 # Lesion attributes, in the order of the vocabulary table.
 LESION_FIELDS: tuple[str, ...] = (

@@ -8,7 +8,8 @@ in a fresh subprocess, (a) :func:`neuroonco.ingest.ingest` with default options 
 script doing the same reads and writes: load the five volumes with nibabel, take the axial slice
 of largest tumour area, window each sequence to its 0.5/99.5 percentiles and write four image
 PNGs and one mask PNG with Pillow. Wall time includes interpreter start and imports; `work` is
-the time inside the subprocess after imports. Peak RSS is the child's own maximum (os.wait4).
+the time inside the subprocess after imports; `cpu` its user + system CPU time (all threads),
+which other load on the machine barely moves. Peak RSS is the child's own maximum (os.wait4).
 The order of (a) and (b) alternates between repeats; the page cache is warmed first.
 """
 
@@ -116,6 +117,7 @@ class Result:
     repeat: int
     wall_s: float
     work_s: float
+    cpu_s: float
     peak_mb: float
     slices: int
 
@@ -137,7 +139,8 @@ def measure(kind: str, src: Path, out: Path, cases: int, repeat: int) -> Result:
         raise SystemExit(f"{kind} failed ({proc.returncode}):\n{stderr}")
     report = json.loads(stdout.strip().splitlines()[-1])
     peak_mb = usage.ru_maxrss / 1024  # Linux reports KiB
-    return Result(kind, cases, repeat, wall, report["work_s"], peak_mb, report["slices"])
+    cpu = usage.ru_utime + usage.ru_stime  # all threads; insensitive to other load
+    return Result(kind, cases, repeat, wall, report["work_s"], cpu, peak_mb, report["slices"])
 
 
 def _pick(results: list[Result], kind: str, cases: int, attr: str) -> list[float]:
@@ -145,11 +148,12 @@ def _pick(results: list[Result], kind: str, cases: int, attr: str) -> list[float
 
 
 def report(results: list[Result], sizes: tuple[int, int]) -> None:
-    print(f"\n{'impl':<9}{'cases':>6}{'rep':>5}{'wall s':>9}{'work s':>9}{'peak MB':>9}{'PNGs':>6}")
+    head = f"{'impl':<9}{'cases':>6}{'rep':>5}{'wall s':>9}{'work s':>9}{'cpu s':>9}"
+    print(f"\n{head}{'peak MB':>9}{'PNGs':>6}")
     for r in results:
         print(
             f"{r.kind:<9}{r.cases:>6}{r.repeat:>5}{r.wall_s:>9.2f}{r.work_s:>9.2f}"
-            f"{r.peak_mb:>9.0f}{r.slices:>6}"
+            f"{r.cpu_s:>9.2f}{r.peak_mb:>9.0f}{r.slices:>6}"
         )
     print("\n(PNGs: image slices written; ours adds a mask PNG per slice, the baseline per case)")
     for cases in sizes:
@@ -157,9 +161,13 @@ def report(results: list[Result], sizes: tuple[int, int]) -> None:
         best = min(_pick(results, "baseline", cases, "wall_s")) / min(
             _pick(results, "ours", cases, "wall_s")
         )
+        cpu = statistics.mean(_pick(results, "baseline", cases, "cpu_s")) / statistics.mean(
+            _pick(results, "ours", cases, "cpu_s")
+        )
         print(
             f"{cases:>3} cases: ours {ours:.2f} s, baseline {base:.2f} s (mean wall); "
-            f"ratio (baseline/ours) = {base / ours:.2f} (best of repeats: {best:.2f})"
+            f"ratio (baseline/ours) = {base / ours:.2f} (best of repeats: {best:.2f}, "
+            f"CPU time: {cpu:.2f})"
         )
     for kind in KINDS:
         peaks = ", ".join(

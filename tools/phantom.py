@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from neuroonco.schemas.vocabulary import normalise_label
 
 SEQUENCES = ("t1", "t1ce", "t2", "flair")

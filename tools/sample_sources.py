@@ -25,6 +25,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import SimpleITK as sitk
+from PIL import Image
+
 from neuroonco.schemas.vocabulary import normalise_label
 from neuroonco.tools.phantom import (
     FULL_SHAPE,
@@ -34,7 +36,6 @@ from neuroonco.tools.phantom import (
     make_slice_phantom,
     smooth_noise,
 )
-from PIL import Image
 
 _BRATS2023_NAMES = {"t1": "t1n", "t1ce": "t1c", "t2": "t2w", "flair": "t2f"}
 _RAS = (-1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0)

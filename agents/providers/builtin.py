@@ -24,6 +24,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
 from neuroonco.agents.critic_rules import (
     channel_stats,
     check_claims,
@@ -50,7 +52,6 @@ from neuroonco.schemas.findings import (
     sequence_of,
 )
 from neuroonco.schemas.vocabulary import Diagnosis, normalise_label
-from pydantic import BaseModel, ValidationError
 
 Grounding = Mapping[str, Any]
 

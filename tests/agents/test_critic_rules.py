@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from neuroonco.agents.critic_rules import (
     apply_critique,
     check_claims,

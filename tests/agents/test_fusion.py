@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from neuroonco.agents.fusion import fuse
 from neuroonco.schemas.agents import DiagnosisOpinion
 from neuroonco.schemas.findings import LESION_FIELDS, SliceFindings

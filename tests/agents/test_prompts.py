@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from neuroonco.agents.prompts import (
     PROMPT_VERSION,
     RESPONSE_MODELS,

@@ -66,7 +66,20 @@ def _seg(tree: SampleTree, case: ExpectedCase) -> np.ndarray:
 def _rows_of(case: ExpectedCase, rows: list[dict]) -> list[dict]:
     if case.reader == "dicom":  # its path is scrubbed of the PatientID; the tree has one series
         return [r for r in rows if r["source_format"] == "dicom"]
-    return [r for r in rows if r["source_path"] == case.path]
+    files = set(case.files)  # a BraTS row names its own sequence's file
+    return [r for r in rows if r["source_path"] in files]
+
+
+_BRATS2023_NAMES = {"t1": "t1n", "t1ce": "t1c", "t2": "t2w", "flair": "t2f"}
+
+
+def _source_file(case: ExpectedCase, modality: str | None) -> str:
+    """The file a slice of ``case`` in ``modality`` was read from."""
+    if case.reader == "brats2021":
+        return next(f for f in case.files if f.endswith(f"_{modality}.nii.gz"))
+    if case.reader == "brats2023":
+        return next(f for f in case.files if f.endswith(f"-{_BRATS2023_NAMES[modality]}.nii.gz"))
+    return case.path
 
 
 def _cases(tree: SampleTree, *readers: str) -> list[ExpectedCase]:
@@ -126,7 +139,7 @@ def test_each_layout_is_ingested_with_labels_and_provenance(ingested_db, sample_
             if reader == "dicom":
                 assert re.fullmatch(r"dicom/anon-[0-9a-f]{12}/T1_POST/[^/]+\.dcm", r["source_path"])
             else:
-                assert r["source_path"] == case.path
+                assert r["source_path"] == _source_file(case, r["modality"]), where
                 assert (sample_tree.root / r["source_path"]).is_file()
             if reader in VOLUME_READERS:
                 assert r["plane"] == "axial" and isinstance(r["slice_index"], int), where
@@ -283,6 +296,7 @@ def test_bad_files_are_rejected_with_actionable_reasons(ingested_db, sample_tree
         assert re.search(_REASONS[Path(rel).name], reason, re.I), (rel, reason)
         assert re.search(_FIX_HINT, reason, re.I), (rel, reason)
         assert not reason.startswith("could not read:"), reason  # a reader crash, not a check
+        assert str(sample_tree.root) not in reason  # paths relative to the source root
 
 
 def _identifier_patterns(tree: SampleTree) -> list[re.Pattern[bytes]]:
@@ -352,7 +366,7 @@ def test_a_second_tree_repackaging_stored_images_is_marked_duplicate(ingested_db
     store = ingested_db_copy
     by_source = {(r["source_path"], r["modality"]): r for r in store.slices()}
     fig = by_source[("figshare_brain_tumor/2.mat", "t1ce")]
-    brats = by_source[("BraTS2023_GLI/BraTS-GLI-00000-000/BraTS-GLI-00000-000-t1n.nii.gz", "t1ce")]
+    brats = by_source[("BraTS2023_GLI/BraTS-GLI-00000-000/BraTS-GLI-00000-000-t1c.nii.gz", "t1ce")]
     folder = tmp_path / "mirror" / "glioma"
     folder.mkdir(parents=True)
     img = Image.open(store.out_dir / fig["image_path"]).resize((200, 200), Image.BILINEAR)
@@ -411,14 +425,8 @@ def test_subject_ids_depend_on_the_store_salt(per_volume_db, ingested_db, sample
     assert ours != theirs
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG neuroonco/ingest.py Ingestor._write_case: near duplicates are looked up "
-    "excluding only the same group_id, so positions of one volume (e.g. slices 19 and 33 of "
-    "BraTS2021_00000 t2, pHash distance 6) are flagged duplicate_of each other; pass the "
-    "subject_id as the exclusion key instead",
-)
 def test_positions_of_one_volume_are_not_duplicates_of_each_other(per_volume_db):
+    """Positions (and sequences) of one patient look alike without being copies."""
     rows = per_volume_db.slices()
     by_id = {r["id"]: r for r in rows}
     same_subject = [
@@ -429,17 +437,21 @@ def test_positions_of_one_volume_are_not_duplicates_of_each_other(per_volume_db)
     assert same_subject == []
 
 
+def test_only_the_planted_copy_is_a_duplicate_with_more_slices_per_volume(
+    per_volume_db, sample_tree
+):
+    (planted,) = sample_tree.manifest.duplicates
+    flagged = [r["source_path"] for r in per_volume_db.slices() if r["duplicate_of"]]
+    assert flagged == [planted["path"]]
+
+
 # --- identifiers known only from DICOM headers ------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG neuroonco/ingest.py: a case's phi_strings scrub only its own paths, so other "
-    "files in a folder named by the PatientID keep it in source_path, dataset and "
-    "rejected_inputs.path (and Ingestor._reject never scrubs root.name)",
-)
 @pytest.mark.parametrize("start", ["tree", "patient_folder"])
 def test_patient_folder_names_are_scrubbed_from_every_file_in_them(tmp_path, sample_tree, start):
+    """Identifiers read from DICOM headers also scrub the other files of the folder (a report,
+    a preview image) and the root's own name when the root is the patient folder."""
     root = tmp_path / "src"
     patient = root / "dicom" / PLANTED_PHI["patient_id"]
     ph = make_phantom((24, 48, 48), seed=3, tumour_side="left")

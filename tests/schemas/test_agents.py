@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
+
 from neuroonco.schemas.agents import (
     FINDINGS_KEYS,
     Consensus,
@@ -11,7 +13,6 @@ from neuroonco.schemas.agents import (
     FieldVerdict,
 )
 from neuroonco.schemas.vocabulary import Diagnosis
-from pydantic import ValidationError
 
 
 def test_diagnosis_opinion_normalises_labels() -> None:

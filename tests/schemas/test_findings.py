@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
+
 from neuroonco.schemas.findings import (
     LESION_FIELDS,
     SliceFindings,
@@ -12,7 +14,6 @@ from neuroonco.schemas.findings import (
     physics_violations,
 )
 from neuroonco.schemas.vocabulary import Enhancement, Margins, Modality, Shape
-from pydantic import ValidationError
 
 
 def _error(data: dict, context: dict | None = None) -> str:

@@ -8,8 +8,9 @@ import time
 
 import numpy as np
 import pytest
-from neuroonco.tools.dedup import DuplicateIndex, hamming, perceptual_hash, pixel_hash
 from PIL import Image
+
+from neuroonco.tools.dedup import DuplicateIndex, hamming, perceptual_hash, pixel_hash
 
 
 def head(seed: int, size: int = 512) -> np.ndarray:

@@ -8,6 +8,7 @@ from collections import deque
 
 import numpy as np
 import pytest
+
 from neuroonco.tools.measurements import (
     dilate,
     erode,

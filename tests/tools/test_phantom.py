@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pytest
+
 from neuroonco.tools.phantom import (
     FULL_SHAPE,
     SEQUENCES,

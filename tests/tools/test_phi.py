@@ -6,6 +6,7 @@ import stat
 from pathlib import Path
 
 import pytest
+
 from neuroonco.tools.phi import (
     identifier_tokens,
     load_or_create_salt,

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import yaml
+from PIL import Image
+
 from neuroonco.tools.phantom import SEQUENCES, make_phantom, make_slice_phantom
 from neuroonco.tools.sample_sources import (
     BAD_INPUT_PROBLEMS,
@@ -30,7 +32,6 @@ from neuroonco.tools.sample_sources import (
     write_sample_tree,
     write_yolo_sample,
 )
-from PIL import Image
 
 
 @pytest.fixture(scope="module")

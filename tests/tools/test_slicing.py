@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from neuroonco.tools.slicing import (
     SliceChoice,
     normalise_to_uint8,
@@ -17,7 +19,6 @@ from neuroonco.tools.slicing import (
     to_png_bytes,
     write_png,
 )
-from PIL import Image
 
 Z, Y, X = 60, 48, 48
 

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+
 from neuroonco.agents.prompts import render_prompt, validation_context
 from neuroonco.agents.providers.base import ModelRequest, ModelResult
 from neuroonco.agents.providers.builtin import BuiltinProvider
