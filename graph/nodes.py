@@ -123,7 +123,27 @@ async def diagnose_slice(state: SliceState, runtime: Runtime[GraphContext]) -> d
     )
     if outcome.output is None:
         return {"error": f"diagnostician failed: {outcome.error}"}
-    return {"diagnosis": outcome.output.model_dump(mode="json")}
+    return {"diagnosis": source_label_wins(outcome.output.model_dump(mode="json"), grounding)}
+
+
+def source_label_wins(opinion: dict[str, Any], grounding: dict[str, Any]) -> dict[str, Any]:
+    """A known source label is the answer: a model that says otherwise is recorded as flagging
+    a conflict (the slice goes to review), and its own answer is kept in the differential."""
+    label = grounding.get("label")
+    if label is None or opinion.get("diagnosis") == label:
+        return opinion
+    said = opinion.get("diagnosis")
+    differential = [d for d in [said, *(opinion.get("differential") or [])] if d and d != label]
+    note = opinion.get("conflict_note") or (
+        f"the model read the slice as {said or 'undetermined'}, the source says {label}"
+    )
+    return {
+        **opinion,
+        "diagnosis": label,
+        "differential": list(dict.fromkeys(differential)),
+        "conflicts_with_source": said is not None,
+        "conflict_note": note if said is not None else opinion.get("conflict_note"),
+    }
 
 
 async def critique_findings(state: SliceState, runtime: Runtime[GraphContext]) -> dict[str, Any]:
