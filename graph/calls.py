@@ -111,13 +111,20 @@ class ModelCaller:
             raise ConfigError(f"no provider was set up for {spec!r}") from None
 
     async def call(
-        self, spec: str, request: ModelRequest, *, slice_id: str, round_: int, seq: int = 0
+        self,
+        spec: str,
+        request: ModelRequest,
+        *,
+        slice_id: str,
+        round_: int,
+        seq: int = 0,
+        target: str | None = None,
     ) -> CallOutcome:
         """One agent call for ``slice_id``; never raises for model failures."""
         key = request.cache_key(spec)
         hit = self.cache.get(key)
         if hit is not None:
-            outcome = self._from_cache(spec, request, hit, key, slice_id, round_)
+            outcome = self._from_cache(spec, request, hit, key, slice_id, round_, target)
             if outcome is not None:
                 return outcome
         provider = self.provider(spec)
@@ -133,7 +140,7 @@ class ModelCaller:
             if result.cost_usd:
                 n, total = self._spent_by_spec.get(spec, (0, 0.0))
                 self._spent_by_spec[spec] = (n + 1, total + result.cost_usd)
-        row = self._row(spec, request, result, key, slice_id, round_)
+        row = self._row(spec, request, result, key, slice_id, round_, target)
         self.cache.put(key, row)
         self._count(row)
         return CallOutcome(result.output if result.ok else None, row, row["error"])
@@ -159,7 +166,14 @@ class ModelCaller:
         return expected
 
     def _from_cache(
-        self, spec: str, request: ModelRequest, hit: tuple, key: str, slice_id: str, round_: int
+        self,
+        spec: str,
+        request: ModelRequest,
+        hit: tuple,
+        key: str,
+        slice_id: str,
+        round_: int,
+        target: str | None,
     ) -> CallOutcome | None:
         response, output_json, in_tok, out_tok = hit
         try:
@@ -168,7 +182,7 @@ class ModelCaller:
             )
         except ValidationError:
             return None  # the schema changed since: ask the model again
-        row = self._base_row(spec, request, key, slice_id, round_)
+        row = self._base_row(spec, request, key, slice_id, round_, target)
         row.update(
             response=response,
             output=output_json,
@@ -185,7 +199,13 @@ class ModelCaller:
         return CallOutcome(output, row, None)
 
     def _base_row(
-        self, spec: str, request: ModelRequest, key: str, slice_id: str, round_: int
+        self,
+        spec: str,
+        request: ModelRequest,
+        key: str,
+        slice_id: str,
+        round_: int,
+        target: str | None,
     ) -> dict[str, Any]:
         return {
             "id": f"{self.run_id}-{next(self._ids):06d}",
@@ -196,6 +216,7 @@ class ModelCaller:
             "round": round_,
             "prompt": request.prompt,  # text only: images are referenced by hash in the key
             "cache_key": key,
+            "target": target,
             "created_at": store.now(),
         }
 
@@ -207,8 +228,9 @@ class ModelCaller:
         key: str,
         slice_id: str,
         round_: int,
+        target: str | None,
     ) -> dict[str, Any]:
-        row = self._base_row(spec, request, key, slice_id, round_)
+        row = self._base_row(spec, request, key, slice_id, round_, target)
         row.update(
             response=result.response,
             output=result.output.model_dump_json() if result.ok else None,

@@ -93,6 +93,7 @@ async def describe_slice(task: DescribeTask, runtime: Runtime[GraphContext]) -> 
         slice_id=task["slice"]["id"],
         round_=task["round"],
         seq=task["seq"],
+        target=task["key"],
     )
     vote = outcome.output.model_dump(mode="json") if outcome.output is not None else None
     return {"votes": {task["key"]: vote}}
@@ -168,8 +169,9 @@ async def critique_findings(state: SliceState, runtime: Runtime[GraphContext]) -
                 slice_id=state["slice"]["id"],
                 round_=state["round"],
                 seq=state["seq"],
+                target=k,
             )
-            for r in requests
+            for k, r in zip(keys, requests, strict=True)
         )
     )
     failed = [o.error for o in outcomes if o.output is None]

@@ -144,6 +144,13 @@ def m002_annotation_tables(db: sqlite_utils.Database) -> None:
     )
 
 
+@migration
+def m003_call_target(db: sqlite_utils.Database) -> None:
+    """Which describer of the panel a describer or critic call was about ("<i>:<spec>")."""
+    if "target" not in db["agent_calls"].columns_dict:
+        db["agent_calls"].add_column("target", str)
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 

@@ -20,7 +20,6 @@ import numpy as np
 import sqlite_utils
 from PIL import Image
 
-from neuroonco.agents.prompts import render_findings
 from neuroonco.errors import StoreError
 
 ROLES = ("describer", "diagnostician", "critic", "arbiter")
@@ -32,7 +31,6 @@ MASK_COLOURS: dict[int, tuple[int, int, int]] = {
 }
 OTHER_COLOUR = (255, 0, 255)
 SLICE_FIELDS = ("id", "dataset", "modality", "plane", "slice_index", "label", "subject_id")
-_REVIEW_HEAD = "Findings under review:\n"
 
 
 @dataclass
@@ -54,6 +52,8 @@ class CallTrace:
     cached: bool
     prompt: str
     response: str | None
+    target: str | None = None
+    """The panel member ("<i>:<spec>") a describer or critic call was about."""
     reviews: str | None = None
     """For a critic call: the id of the describer call whose findings it checked, if found."""
 
@@ -232,17 +232,17 @@ def _call(row: dict[str, Any]) -> CallTrace:
         cached=bool(row["cached"]),
         prompt=row["prompt"] or "",
         response=row["response"],
+        target=row.get("target"),
     )
 
 
 def _link_critiques(calls: list[CallTrace]) -> None:
-    # The critic's row does not name the describer it checked, but its prompt quotes the findings
-    # exactly as render_findings wrote them: match on that, latest describer round first.
+    """Point each critic call at the describer call it reviewed: the same panel member
+    (``target``), its latest round up to the critic's."""
     describers = [c for c in calls if c.role == "describer" and c.output is not None]
     for critic in (c for c in calls if c.role == "critic"):
-        quoted = critic.prompt.partition(_REVIEW_HEAD)[2]
         for d in sorted(describers, key=lambda c: -c.round):
-            if d.round <= critic.round and quoted.startswith(render_findings(d.output) + "\n\n"):
+            if d.target == critic.target and d.round <= critic.round:
                 critic.reviews = d.id
                 break
 

@@ -26,12 +26,16 @@ def _png(path: Path, array: np.ndarray) -> None:
     Image.fromarray(array).save(path)
 
 
-def _critic(run: str, n: int, round_: int, vote: dict, verdicts: dict) -> dict:
+def _critic(run: str, n: int, round_: int, vote: dict, verdicts: dict, target: str) -> dict:
     prompt = render_prompt("critic", {"modality": "t1ce", "findings": vote}).prompt
-    return _call(run, n, "critic", "builtin", round_, {"verdicts": verdicts}, prompt=prompt)
+    return _call(
+        run, n, "critic", "builtin", round_, {"verdicts": verdicts}, prompt=prompt, target=target
+    )
 
 
-def _call(run, n, role, model, round_, output, *, prompt="p", error=None, cached=0) -> dict:
+def _call(
+    run, n, role, model, round_, output, *, prompt="p", error=None, cached=0, target=None
+) -> dict:
     return {
         "id": f"{run}-{n:06d}",
         "run_id": run,
@@ -50,6 +54,7 @@ def _call(run, n, role, model, round_, output, *, prompt="p", error=None, cached
         "cost_usd": 0.001,
         "cached": cached,
         "attempt_log": json.dumps([{"attempt": 1, "outcome": "ok" if output else "invalid"}]),
+        "target": target,
     }
 
 
@@ -114,15 +119,24 @@ def db_path(tmp_path: Path) -> Path:
     )
     keep, down = {"action": "keep", "reason": "ok"}, {"action": "downgrade", "reason": "0.4"}
     calls = [
-        _call(OLD, 1, "describer", "builtin", 1, VOTE_A),
-        _call(OLD, 2, "describer", "openai:m", 1, VOTE_B),
+        _call(OLD, 1, "describer", "builtin", 1, VOTE_A, target="0:builtin"),
+        _call(OLD, 2, "describer", "openai:m", 1, VOTE_B, target="1:openai:m"),
         _call(OLD, 3, "diagnostician", "builtin", 1, {"diagnosis": "glioma"}),
         # Critic rows come back in completion order: B's before A's.
-        _critic(OLD, 4, 1, VOTE_B, {"size": {**down, "value": "large"}}),
-        _critic(OLD, 5, 1, VOTE_A, {"shape": {**down, "value": "irregular"}}),
-        _call(OLD, 6, "describer", "builtin", 2, VOTE_A2),
-        _call(OLD, 7, "describer", "openai:m", 2, None, error="invalid JSON after 3 attempts"),
-        _critic(OLD, 8, 2, VOTE_A2, {"shape": keep}),
+        _critic(OLD, 4, 1, VOTE_B, {"size": {**down, "value": "large"}}, "1:openai:m"),
+        _critic(OLD, 5, 1, VOTE_A, {"shape": {**down, "value": "irregular"}}, "0:builtin"),
+        _call(OLD, 6, "describer", "builtin", 2, VOTE_A2, target="0:builtin"),
+        _call(
+            OLD,
+            7,
+            "describer",
+            "openai:m",
+            2,
+            None,
+            error="invalid JSON after 3 attempts",
+            target="1:openai:m",
+        ),
+        _critic(OLD, 8, 2, VOTE_A2, {"shape": keep}, "0:builtin"),
         _call(OLD, 9, "arbiter", "builtin", 2, {**consensus, "status": "accepted"}, cached=1),
     ]
     db["agent_calls"].insert_all(calls)
