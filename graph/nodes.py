@@ -18,6 +18,7 @@ from PIL import Image
 from neuroonco.agents.critic_rules import apply_critique
 from neuroonco.agents.providers.base import ImagePart
 from neuroonco.agents.requests import build_request
+from neuroonco.graph.calls import CallOutcome
 from neuroonco.graph.context import GraphContext
 from neuroonco.graph.state import DescribeTask, SliceState
 from neuroonco.schemas.agents import Critique
@@ -71,6 +72,34 @@ async def measure_slice(state: SliceState, runtime: Runtime[GraphContext]) -> di
     return {"grounding": grounding}
 
 
+async def _ask(
+    ctx: GraphContext,
+    spec: str,
+    role: str,
+    grounding: dict[str, Any],
+    state: SliceState | DescribeTask,
+    *,
+    images: tuple[ImagePart, ...] = (),
+    target: str | None = None,
+) -> CallOutcome:
+    """One agent call about the slice in ``state``, through the run's caller."""
+    request = build_request(
+        role,
+        grounding,
+        images,
+        temperature=ctx.config.temperature,
+        max_tokens=ctx.config.max_tokens,
+    )
+    return await ctx.caller.call(
+        spec,
+        request,
+        slice_id=state["slice"]["id"],
+        round_=state["round"],
+        seq=state["seq"],
+        target=target,
+    )
+
+
 async def describe_slice(task: DescribeTask, runtime: Runtime[GraphContext]) -> dict[str, Any]:
     """One describer of the panel (a LangGraph ``Send`` branch)."""
     ctx = runtime.context
@@ -80,20 +109,8 @@ async def describe_slice(task: DescribeTask, runtime: Runtime[GraphContext]) -> 
         grounding["findings"] = task["previous"]
     provider = ctx.caller.provider(task["spec"])
     images = task["images"] if provider.supports_multiple_images else task["images"][:1]
-    request = build_request(
-        "describer",
-        grounding,
-        images,
-        temperature=ctx.config.temperature,
-        max_tokens=ctx.config.max_tokens,
-    )
-    outcome = await ctx.caller.call(
-        task["spec"],
-        request,
-        slice_id=task["slice"]["id"],
-        round_=task["round"],
-        seq=task["seq"],
-        target=task["key"],
+    outcome = await _ask(
+        ctx, task["spec"], "describer", grounding, task, images=images, target=task["key"]
     )
     vote = outcome.output.model_dump(mode="json") if outcome.output is not None else None
     return {"votes": {task["key"]: vote}}
@@ -108,19 +125,8 @@ async def diagnose_slice(state: SliceState, runtime: Runtime[GraphContext]) -> d
         errors = "; ".join(ctx.caller.errors(state["slice"]["id"], "describer")) or "no vote"
         return {"error": f"no describer gave a valid answer: {errors}"}
     grounding = {**state["grounding"], "votes": valid}
-    request = build_request(
-        "diagnostician",
-        grounding,
-        state["images"][:1],
-        temperature=ctx.config.temperature,
-        max_tokens=ctx.config.max_tokens,
-    )
-    outcome = await ctx.caller.call(
-        ctx.config.diagnostician,
-        request,
-        slice_id=state["slice"]["id"],
-        round_=state["round"],
-        seq=state["seq"],
+    outcome = await _ask(
+        ctx, ctx.config.diagnostician, "diagnostician", grounding, state, images=state["images"][:1]
     )
     if outcome.output is None:
         return {"error": f"diagnostician failed: {outcome.error}"}
@@ -152,26 +158,17 @@ async def critique_findings(state: SliceState, runtime: Runtime[GraphContext]) -
     ctx = runtime.context
     votes = {k: v for k, v in (state.get("votes") or {}).items() if v is not None}
     keys = sorted(votes)
-    requests = [
-        build_request(
-            "critic",
-            {**state["grounding"], "findings": votes[k]},
-            temperature=ctx.config.temperature,
-            max_tokens=ctx.config.max_tokens,
-        )
-        for k in keys
-    ]
     outcomes = await asyncio.gather(
         *(
-            ctx.caller.call(
+            _ask(
+                ctx,
                 ctx.config.critic,
-                r,
-                slice_id=state["slice"]["id"],
-                round_=state["round"],
-                seq=state["seq"],
+                "critic",
+                {**state["grounding"], "findings": votes[k]},
+                state,
                 target=k,
             )
-            for k, r in zip(keys, requests, strict=True)
+            for k in keys
         )
     )
     failed = [o.error for o in outcomes if o.output is None]
@@ -207,19 +204,7 @@ async def arbitrate_findings(state: SliceState, runtime: Runtime[GraphContext]) 
         "rule": ctx.config.rule,
         "review_threshold": ctx.config.review_threshold,
     }
-    request = build_request(
-        "arbiter",
-        grounding,
-        temperature=ctx.config.temperature,
-        max_tokens=ctx.config.max_tokens,
-    )
-    outcome = await ctx.caller.call(
-        ctx.config.arbiter,
-        request,
-        slice_id=state["slice"]["id"],
-        round_=state["round"],
-        seq=state["seq"],
-    )
+    outcome = await _ask(ctx, ctx.config.arbiter, "arbiter", grounding, state)
     if outcome.output is None:
         return {"error": f"arbiter failed: {outcome.error}"}
     return {"consensus": outcome.output.model_dump(mode="json")}

@@ -7,6 +7,9 @@ line as their last line of output; the parent reads it back (`run_child`).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import cProfile
 import json
 import os
 import resource
@@ -20,6 +23,21 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # tests.support (loopback server, canned answers) lives here
     sys.path.insert(0, str(ROOT))
+
+
+@contextlib.contextmanager
+def profiled(path: str | None):
+    """cProfile the block into ``path`` (when given)."""
+    if not path:
+        yield
+        return
+    prof = cProfile.Profile(time.process_time)  # CPU time: waiting on the network is free
+    prof.enable()
+    try:
+        yield
+    finally:
+        prof.disable()
+        prof.dump_stats(path)
 
 
 def cpu_s() -> float:
@@ -180,3 +198,88 @@ def serve(latency_s: float) -> None:
         server.requests.clear()  # they hold every request body (images): keep memory flat
         print(json.dumps({"answered": times, "max_in_flight": peak, "cpu_s": cpu_s()}), flush=True)
     server.stop()
+
+
+def reference_loop(a: dict[str, Any], model: str, warm: int) -> dict[str, Any]:
+    """Child: the annotate run's model calls without our stack, ``a['concurrency']`` at once.
+
+    ``kind`` "instructor": ``instructor.from_openai(AsyncOpenAI(...))`` and ``create(
+    response_model=...)``, the bare loop of the goal; "raw": the SDK alone with the tool
+    definition built once and the answer validated by the response model (the floor).
+    ``http`` "aiohttp" swaps the SDK's httpx transport for ``openai.DefaultAioHttpClient``.
+    Same system texts, prompts, captions, PNG files (read and base64-encoded per call).
+    """
+    import base64
+
+    import instructor
+    import openai
+
+    from neuroonco.agents.prompts import SYSTEMS
+    from neuroonco.schemas.agents import DiagnosisOpinion
+    from neuroonco.schemas.findings import SliceFindings
+
+    models = {"describer": SliceFindings, "diagnostician": DiagnosisOpinion}
+    tools = {
+        role: {
+            "type": "function",
+            "function": {
+                "name": m.__name__,
+                "description": m.__doc__ or "",
+                "parameters": m.model_json_schema(),
+            },
+        }
+        for role, m in models.items()
+    }
+    base_dir = Path(a["base_dir"])
+    calls = json.loads(Path(a["calls_file"]).read_text())
+
+    def messages(call: dict[str, Any]) -> list[dict[str, Any]]:
+        png = (base_dir / call["image"]).read_bytes()
+        url = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+        caption = f"{call['modality'] or 'unknown sequence'} (slice under review)"
+        content = [
+            {"type": "text", "text": caption},
+            {"type": "image_url", "image_url": {"url": url}},
+            {"type": "text", "text": call["prompt"]},
+        ]
+        return [
+            {"role": "system", "content": SYSTEMS[call["role"]]},
+            {"role": "user", "content": content},
+        ]
+
+    async def loop(batch: list[dict[str, Any]]) -> None:
+        http = openai.DefaultAioHttpClient() if a["http"] == "aiohttp" else None
+        raw = openai.AsyncOpenAI(
+            base_url=a["url"], api_key="no-key", max_retries=0, http_client=http
+        )
+        client = instructor.from_openai(raw)
+        gate = asyncio.Semaphore(a["concurrency"])
+
+        async def one(call: dict[str, Any]) -> None:
+            kwargs = {"model": model, "messages": messages(call), "temperature": 0.0}
+            async with gate:
+                if a["kind"] == "instructor":
+                    await client.chat.completions.create(
+                        response_model=models[call["role"]],
+                        max_tokens=1024,
+                        max_retries=2,
+                        **kwargs,
+                    )
+                    return
+                tool = tools[call["role"]]
+                choice = {"type": "function", "function": {"name": tool["function"]["name"]}}
+                reply = await raw.chat.completions.create(
+                    tools=[tool], tool_choice=choice, max_tokens=1024, **kwargs
+                )
+            arguments = reply.choices[0].message.tool_calls[0].function.arguments
+            models[call["role"]].model_validate_json(arguments)
+
+        await asyncio.gather(*(one(c) for c in batch))
+        await raw.close()
+
+    asyncio.run(loop(calls[:warm]))
+    c0, w0, t0 = cpu_s(), time.perf_counter(), time.time()
+    with profiled(a.get("profile")):
+        asyncio.run(loop(calls))
+    cpu, wall = cpu_s() - c0, time.perf_counter() - w0
+    return {"model_calls": len(calls), "cpu_s": cpu, "wall_s": wall, "t0": t0}

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
-import cProfile
 import io
 import json
 import pstats
@@ -40,6 +38,8 @@ from _bench_util import (
     expand_store,
     make_base_store,
     peak_rss_mb,
+    profiled,
+    reference_loop,
     rss_mb,
     run_child,
     serve,
@@ -48,21 +48,7 @@ from _bench_util import (
 MODEL = "bench-model"
 WARM_SLICES = 4
 PIPE_GOAL, CPU_GOAL = 0.85, 1.2
-
-
-@contextlib.contextmanager
-def _profiled(path: str | None):
-    """cProfile the block into ``path`` (when given)."""
-    if not path:
-        yield
-        return
-    prof = cProfile.Profile(time.process_time)  # CPU time: waiting on the network is free
-    prof.enable()
-    try:
-        yield
-    finally:
-        prof.disable()
-        prof.dump_stats(path)
+FLAT_MIB = 8.0  # peak RSS may differ this much between sizes and still count as flat
 
 
 def _stamp(text: str) -> float:
@@ -100,7 +86,7 @@ def child_annotate(a: dict[str, Any]) -> dict[str, Any]:
 
     runner = Runner(db, config, concurrency=a["concurrency"])
     start_rss, c0, w0 = rss_mb(), cpu_s(), time.perf_counter()
-    with _profiled(a.get("profile")):
+    with profiled(a.get("profile")):
         summary = asyncio.run(runner.run(on_progress))
     cpu, wall = cpu_s() - c0, time.perf_counter() - w0
     out = {
@@ -146,58 +132,6 @@ def _call_stats(db: Path, run_id: str) -> dict[str, Any]:
     return out
 
 
-def child_bare(a: dict[str, Any]) -> dict[str, Any]:
-    """Child: the same calls through a bare instructor loop, ``a['concurrency']`` at once."""
-    import instructor
-    import openai
-
-    from neuroonco.agents.prompts import SYSTEMS
-    from neuroonco.schemas.agents import DiagnosisOpinion
-    from neuroonco.schemas.findings import SliceFindings
-
-    models = {"describer": SliceFindings, "diagnostician": DiagnosisOpinion}
-    base_dir = Path(a["base_dir"])
-    calls = json.loads(Path(a["calls_file"]).read_text())
-
-    async def loop(batch: list[dict[str, Any]]) -> None:
-        raw = openai.AsyncOpenAI(base_url=a["url"], api_key="no-key", max_retries=0)
-        client = instructor.from_openai(raw)
-        gate = asyncio.Semaphore(a["concurrency"])
-
-        async def one(call: dict[str, Any]) -> None:
-            png = (base_dir / call["image"]).read_bytes()
-            url = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-            caption = f"{call['modality'] or 'unknown sequence'} (slice under review)"
-            content = [
-                {"type": "text", "text": caption},
-                {"type": "image_url", "image_url": {"url": url}},
-                {"type": "text", "text": call["prompt"]},
-            ]
-            messages = [
-                {"role": "system", "content": SYSTEMS[call["role"]]},
-                {"role": "user", "content": content},
-            ]
-            async with gate:
-                await client.chat.completions.create(
-                    model=MODEL,
-                    response_model=models[call["role"]],
-                    messages=messages,
-                    temperature=0.0,
-                    max_tokens=1024,
-                    max_retries=2,
-                )
-
-        await asyncio.gather(*(one(c) for c in batch))
-        await raw.close()
-
-    asyncio.run(loop(calls[: 2 * WARM_SLICES]))
-    c0, w0, t0 = cpu_s(), time.perf_counter(), time.time()
-    with _profiled(a.get("profile")):
-        asyncio.run(loop(calls))
-    cpu, wall = cpu_s() - c0, time.perf_counter() - w0
-    return {"model_calls": len(calls), "cpu_s": cpu, "wall_s": wall, "t0": t0}
-
-
 def _server_window(log: dict[str, Any], latency: float, since: float) -> tuple[int, float]:
     """(answers, first arrival to last answer) from the server's log, after ``since``."""
     times = [t for t in log["answered"] if t - latency >= since - 0.05]
@@ -210,30 +144,40 @@ def _top(path: Path, n: int = 14) -> str:
     return out.getvalue().split("ncalls", 1)[-1]
 
 
+REFERENCES = {  # name: (kind, http transport); the first is the goal's bare loop
+    "bare instructor": ("instructor", "httpx"),
+    "raw SDK": ("raw", "httpx"),
+    "raw SDK + aiohttp": ("raw", "aiohttp"),
+}
+
+
 def bench_calls(args: argparse.Namespace, base_db: Path) -> None:
-    conc, lat = args.concurrency, args.latency
+    """Our run and the reference loops against one server process; pipe and CPU ratios."""
+    conc, lat, prof = args.concurrency, args.latency, args.profile
     server = ServerProcess(lat)
     env = {"OPENAI_BASE_URL": server.url, "OPENAI_API_KEY": "no-key"}
-    prof = Path(args.profile) if args.profile else None
+    refs: dict[str, dict[str, Any]] = {}
     try:
         job = {"base_db": str(base_db), "slices": args.slices, "mode": "api", "tag": "api"}
-        job |= {"concurrency": conc, "profile": str(prof / "ours.prof") if prof else None}
+        job |= {"concurrency": conc, "profile": prof and str(Path(prof) / "ours.prof")}
         ours = run_child("annotate", job, env)
         ours_log = server.take()
         calls_file = base_db.with_name("calls.json")
         calls_file.write_text(json.dumps(ours.pop("calls")))
-        job = {"calls_file": str(calls_file), "base_dir": str(base_db.parent), "url": server.url}
-        job |= {"concurrency": conc, "profile": str(prof / "bare.prof") if prof else None}
-        bare = run_child("bare", job)
-        bare_log = server.take()
+        for i, (name, (kind, http)) in enumerate(REFERENCES.items()):
+            if i and args.quick:
+                break
+            job = {"calls_file": str(calls_file), "base_dir": str(base_db.parent)}
+            job |= {"url": server.url, "concurrency": conc, "kind": kind, "http": http}
+            job["profile"] = prof and str(Path(prof) / f"{kind}-{http}.prof")
+            refs[name] = run_child("reference", job)
+            refs[name]["window"] = _server_window(server.take(), lat, refs[name]["t0"])[1]
     finally:
         server.close()
     n = ours["model_calls"]
     ideal = n * lat / conc
     window = ours["last_answered"] - ours["first_sent"]
     served, server_window = _server_window(ours_log, lat, ours["first_sent"])
-    _, bare_window = _server_window(bare_log, lat, bare["t0"])
-    ours_ms, bare_ms = 1000 * ours["cpu_s"] / n, 1000 * bare["cpu_s"] / bare["model_calls"]
     print(f"\n== model calls: {ours['done']} slices, {n} calls, {lat:g} s latency, conc {conc} ==")
     print(f"calls by model/role: {ours['counts']}; max round {ours['max_round']}")
     print(f"cached model calls: {ours['cached_model_calls']}; statuses {ours['by_status']}")
@@ -243,21 +187,27 @@ def bench_calls(args: argparse.Namespace, base_db: Path) -> None:
         f"(server {server_window:.2f} s); run wall {ours['wall_s']:.2f} s"
     )
     eff = ideal / window
+    verdict = "met" if eff >= PIPE_GOAL else "MISSED"
     print(
         f"PIPE EFFICIENCY {eff:.3f} (server-side {ideal / server_window:.3f}, whole run "
-        f"{ideal / ours['wall_s']:.3f}; bare loop {ideal / bare_window:.3f}) "
-        f"goal >= {PIPE_GOAL}: {'met' if eff >= PIPE_GOAL else 'MISSED'}"
+        f"{ideal / ours['wall_s']:.3f}) goal >= {PIPE_GOAL}: {verdict}"
     )
-    ratio = ours_ms / bare_ms
-    print(
-        f"CPU PER MODEL CALL ours {ours_ms:.2f} ms ({ours['cpu_s']:.2f} s / {n}), bare "
-        f"instructor {bare_ms:.2f} ms ({bare['cpu_s']:.2f} s / {bare['model_calls']}), "
-        f"RATIO {ratio:.2f} goal <= {CPU_GOAL}: {'met' if ratio <= CPU_GOAL else 'MISSED'}"
-    )
+    ours_ms = 1000 * ours["cpu_s"] / n
+    print(f"CPU per model call, ours: {ours_ms:.2f} ms ({ours['cpu_s']:.2f} s / {n})")
+    for name, r in refs.items():
+        ms = 1000 * r["cpu_s"] / r["model_calls"]
+        print(
+            f"  {name:<18} {ms:5.2f} ms ({r['cpu_s']:.2f} s / {r['model_calls']}), ours/it "
+            f"{ours_ms / ms:.2f}, its pipe efficiency {ideal / r['window']:.3f}"
+        )
+    ratio = ours_ms / (1000 * refs["bare instructor"]["cpu_s"] / n)
+    verdict = "met" if ratio <= CPU_GOAL else "MISSED"
+    print(f"CPU RATIO ours / bare instructor {ratio:.2f} goal <= {CPU_GOAL}: {verdict}")
     print(f"server CPU (its own process, not counted): {ours_log['cpu_s']:.2f} s cumulative")
     if prof:
-        print("\n-- ours, top by own time --" + _top(prof / "ours.prof"))
-        print("-- bare, top by own time --" + _top(prof / "bare.prof"))
+        for path in sorted(Path(prof).glob("*.prof")):
+            if not path.name.startswith("builtin"):
+                print(f"\n-- {path.stem}, top by own CPU time --" + _top(path))
 
 
 def bench_builtin(args: argparse.Namespace, base_db: Path) -> None:
@@ -282,7 +232,9 @@ def bench_builtin(args: argparse.Namespace, base_db: Path) -> None:
     marks = ", ".join(f"{done}: {mb:.0f}" for done, mb in large["rss_marks"])
     print(f"RSS (MiB) along the {large['done']}-slice run: {marks}")
     growth = large["peak_rss_mb"] - small["peak_rss_mb"]
-    print(f"peak RSS growth {small['done']} -> {large['done']} slices: {growth:+.0f} MiB")
+    per_slice = 1024 * growth / (large["done"] - small["done"])
+    verdict = "flat" if growth < FLAT_MIB else f"GROWS, {per_slice:.1f} KiB per slice"
+    print(f"PEAK RSS {small['done']} -> {large['done']} slices: {growth:+.0f} MiB ({verdict})")
     if args.profile:
         print(
             f"\n-- builtin {small['done']}, top by own time --"
@@ -312,7 +264,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.child == "server":
             serve(job["latency"])
             return 0
-        result = {"annotate": child_annotate, "bare": child_bare}[args.child](job)
+        if args.child == "reference":
+            result = reference_loop(job, MODEL, 2 * WARM_SLICES)
+        else:
+            result = child_annotate(job)
         print(json.dumps(result))
         return 0
     if args.quick:
