@@ -22,7 +22,7 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 
 demo: $(VENV)/.core
 	rm -rf $(DEMO)
-	$(BIN)/python -m neuroonco.tools.sample_sources $(DEMO)/sources --seed 0
+	$(BIN)/python -m neuroonco.tools.sample_tree $(DEMO)/sources --seed 0
 	$(BIN)/neuroonco annotate $(DEMO)/sources --db $(DEMO)/neuroonco.db
 
 test: $(VENV)/.dev

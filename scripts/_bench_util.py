@@ -69,7 +69,7 @@ def peak_rss_mb() -> float:
 def make_base_store(workdir: Path, *, small: bool) -> Path:
     """The sample tree ingested into ``workdir/base.db`` (images in ``workdir/base_images``)."""
     from neuroonco.ingest import IngestOptions, ingest
-    from neuroonco.tools.sample_sources import write_sample_tree
+    from neuroonco.tools.sample_tree import write_sample_tree
 
     db = workdir / "base.db"
     if not db.exists():

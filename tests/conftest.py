@@ -17,7 +17,7 @@ import pytest
 
 from neuroonco import store
 from neuroonco.ingest import IngestSummary, ingest
-from neuroonco.tools.sample_sources import SampleManifest, write_sample_tree
+from neuroonco.tools.sample_tree import SampleManifest, write_sample_tree
 
 
 def snapshot_files(root: Path) -> dict[str, tuple[int, int]]:

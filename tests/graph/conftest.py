@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from neuroonco.ingest import IngestOptions, ingest
-from neuroonco.tools.sample_sources import write_sample_tree
+from neuroonco.tools.sample_tree import write_sample_tree
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from neuroonco.tools.sample_sources import write_sample_tree
+from neuroonco.tools.sample_tree import write_sample_tree
 
 
 def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -20,12 +20,8 @@ from PIL import Image
 from neuroonco.ingest import IngestOptions, ingest
 from neuroonco.schemas.vocabulary import Laterality, Location, Shape, Size, Spread
 from neuroonco.tools.phantom import make_phantom, make_slice_phantom
-from neuroonco.tools.sample_sources import (
-    PLANTED_PHI,
-    ExpectedCase,
-    to_uint8,
-    write_dicom_series,
-)
+from neuroonco.tools.sample_sources import to_uint8, write_dicom_series
+from neuroonco.tools.sample_tree import PLANTED_PHI, ExpectedCase
 from tests.conftest import IngestedStore, SampleTree, snapshot_files
 
 READERS = (

@@ -16,8 +16,6 @@ from PIL import Image
 from neuroonco.tools.phantom import SEQUENCES, make_phantom, make_slice_phantom
 from neuroonco.tools.sample_sources import (
     BAD_INPUT_PROBLEMS,
-    PLANTED_PHI,
-    main,
     mask_to_box,
     mask_to_polygon,
     to_int16,
@@ -29,9 +27,9 @@ from neuroonco.tools.sample_sources import (
     write_figshare_mat,
     write_image_mask_pair,
     write_nifti_volume,
-    write_sample_tree,
     write_yolo_sample,
 )
+from neuroonco.tools.sample_tree import PLANTED_PHI, main, write_sample_tree
 
 
 @pytest.fixture(scope="module")

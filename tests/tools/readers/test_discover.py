@@ -12,6 +12,7 @@ from neuroonco.errors import UnreadableInput
 from neuroonco.tools.readers import _common, class_folder, dicom, pairs, yolo
 from neuroonco.tools.readers.base import Rejection, SourceCase
 from neuroonco.tools.readers.discover import READERS, discover, is_sidecar
+from neuroonco.tools.sample_tree import write_sample_tree
 
 from .builders import Sources, blob, rel, write_dicom, write_image, write_mat, write_volume
 
@@ -135,12 +136,9 @@ def test_single_file_root_and_missing_root(tmp_path: Path) -> None:
         list(discover(tmp_path / "absent"))
 
 
-def test_sample_tree_from_sample_sources(tmp_path: Path) -> None:
-    """The shared sample tree (tools/sample_sources) agrees with the readers on the layouts."""
-    sample_sources = pytest.importorskip("neuroonco.tools.sample_sources")
-    manifest = sample_sources.write_sample_tree(tmp_path, seed=3)
-    if not all(hasattr(manifest, a) for a in ("cases", "bad_files")):
-        pytest.skip("sample_sources manifest has another shape")
+def test_readers_agree_with_the_sample_tree_manifest(tmp_path: Path) -> None:
+    """The shared sample tree (tools/sample_tree) agrees with the readers on the layouts."""
+    manifest = write_sample_tree(tmp_path, seed=3)
     items = list(discover(tmp_path))
     cases = {
         c.files[0].relative_to(tmp_path).as_posix(): c for c in items if isinstance(c, SourceCase)
