@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,11 +56,20 @@ class RunTally:
 
 
 class CallCache:
-    """Looks up earlier successful answers in ``agent_calls`` by cache key."""
+    """Looks up earlier successful answers in ``agent_calls`` by cache key.
+
+    Answers not yet committed by the writer are held in ``recent`` until the writer has
+    flushed them (:meth:`forget`), so the cache costs no memory that grows with the run.
+    """
 
     def __init__(self, conn: sqlite3.Connection | None) -> None:
         self.conn = conn
         self.recent: dict[str, tuple[str | None, str, int, int]] = {}
+
+    def forget(self, keys: Iterable[str]) -> None:
+        """Drop answers the store now holds (called after each writer flush)."""
+        for key in keys:
+            self.recent.pop(key, None)
 
     def get(self, key: str) -> tuple[str | None, str, int, int] | None:
         hit = self.recent.get(key)

@@ -179,7 +179,7 @@ class Runner:
                 max_cost_usd=self.max_cost_usd,
             )
             self.summary.tally = caller.tally
-            async with AnnotationWriter(db) as writer:
+            async with AnnotationWriter(db, on_flush=caller.cache.forget) as writer:
                 ctx = GraphContext(
                     config=self.config,
                     caller=caller,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import sqlite_utils
@@ -19,9 +20,16 @@ from neuroonco import store
 
 class AnnotationWriter:
     def __init__(
-        self, db: sqlite_utils.Database, *, batch_size: int = 64, flush_interval_s: float = 0.25
+        self,
+        db: sqlite_utils.Database,
+        *,
+        batch_size: int = 64,
+        flush_interval_s: float = 0.25,
+        on_flush: Callable[[list[str]], None] | None = None,
     ) -> None:
         self.db = db
+        self.on_flush = on_flush
+        """Called with the cache keys of the call rows just committed."""
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
         self._annotations: list[dict[str, Any]] = []
@@ -68,3 +76,5 @@ class AnnotationWriter:
             if annotations:
                 self.db["annotations"].upsert_all(annotations, pk=("slice_id", "run_id"))
         self.written += len(annotations)
+        if self.on_flush is not None:
+            self.on_flush([c["cache_key"] for c in calls])

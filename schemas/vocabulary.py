@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from functools import lru_cache
 from typing import TypeVar
 
 
@@ -335,7 +336,17 @@ def normalise(enum: type[E], value: object) -> E | None:
         return None
     if isinstance(value, enum):
         return value
-    text = str(value).strip()
+    if isinstance(value, str):
+        member = enum._value2member_map_.get(value)  # the common case: a vocabulary value
+        if member is not None:
+            return member  # type: ignore[return-value]
+    return _normalise_text(enum, str(value))
+
+
+@lru_cache(maxsize=4096)
+def _normalise_text(enum: type[E], value: str) -> E | None:
+    """The synonym search of :func:`normalise`, cached: models repeat the same phrasings."""
+    text = value.strip()
     if not text or _squash(text) in _MISSING:
         return None
     key = _squash(text.replace("-", "_"))

@@ -66,6 +66,13 @@ def peak_rss_mb() -> float:
     raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
 
 
+def reset_peak_rss() -> None:
+    """Restart VmHWM from the current RSS (Linux ``clear_refs`` 5), so a peak read later covers
+    only what ran after this call, not the set-up before it."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
 def make_base_store(workdir: Path, *, small: bool) -> Path:
     """The sample tree ingested into ``workdir/base.db`` (images in ``workdir/base_images``)."""
     from neuroonco.ingest import IngestOptions, ingest

@@ -1,19 +1,26 @@
 """Annotation performance benchmark: pipe efficiency, CPU per model call, builtin overhead, memory.
 
-    python scripts/bench_annotate.py [--slices N] [--quick] [--profile DIR]
+    python scripts/bench_annotate.py [--slices N] [--quick] [--profile DIR] [--workdir DIR]
 
 1. A loopback OpenAI server answering after 1 s runs in its own process. `annotate` (describer
-   and diagnostician `openai:bench-model`, builtin critic and arbiter, one round, concurrency
-   32) runs in another over N unique slices (2N model calls). Pipe efficiency is the ideal time
-   (calls x latency / concurrency) over the time from the first request to the last answer,
-   read from the run's `agent_calls` rows (sent at created_at - latency_ms, answered at
-   created_at) and cross-checked against the server's own log of answer times.
-2. A bare `instructor.from_openai(AsyncOpenAI(...))` loop in a third process makes the same
-   calls (same system texts, prompts, captions, PNG files and response models, 32 at once).
-   CPU per call is each process's CPU (user + system) over its timed section divided by its
-   model calls; both processes first warm up on a few calls so import costs are not counted.
-3. The all-builtin graph over many slices: CPU per slice, slices/s, and peak RSS at two sizes
-   plus RSS along the larger run, which must stay flat.
+   and diagnostician `openai:bench-model`, builtin critic and arbiter, one round, one image per
+   call, concurrency 32) runs in another over N unique slices: 2N model calls. Pipe efficiency
+   is the ideal time (calls x latency / concurrency) over the time from the first request to
+   the last answer, read from the run's `agent_calls` rows (sent at created_at - latency_ms,
+   answered at created_at) and cross-checked against the server's own log of answer times.
+2. Reference loops, each in its own process, make the same calls (system texts, prompts,
+   captions, PNG files, response models; 32 at once): the goal's bare
+   `instructor.from_openai(AsyncOpenAI(...))` loop, then the raw SDK with httpx and with
+   aiohttp (the floor). CPU per call is a process's CPU (user + system) over its timed section
+   divided by its model calls. Ours counts everything the run does (LangGraph, builtin critic
+   and arbiter, SQLite); every process warms up on a few calls first, so imports are not
+   counted.
+3. The all-builtin graph (default config): CPU per slice and slices/s, and peak RSS at two
+   sizes plus RSS along the larger run, which must stay flat.
+
+Stores are the sample tree ingested once, then many unique copies of its slices (see
+`_bench_util.expand_store`). `--profile DIR` writes a CPU-time cProfile of every timed section
+and prints the top functions (the timings then include the profiler's overhead).
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from _bench_util import (
     peak_rss_mb,
     profiled,
     reference_loop,
+    reset_peak_rss,
     rss_mb,
     run_child,
     serve,
@@ -85,6 +93,7 @@ def child_annotate(a: dict[str, Any]) -> dict[str, Any]:
             marks.append((summary.done, round(rss_mb(), 1)))
 
     runner = Runner(db, config, concurrency=a["concurrency"])
+    reset_peak_rss()  # the peak covers the run only, not building its store
     start_rss, c0, w0 = rss_mb(), cpu_s(), time.perf_counter()
     with profiled(a.get("profile")):
         summary = asyncio.run(runner.run(on_progress))
@@ -181,6 +190,16 @@ def bench_calls(args: argparse.Namespace, base_db: Path) -> None:
     print(f"\n== model calls: {ours['done']} slices, {n} calls, {lat:g} s latency, conc {conc} ==")
     print(f"calls by model/role: {ours['counts']}; max round {ours['max_round']}")
     print(f"cached model calls: {ours['cached_model_calls']}; statuses {ours['by_status']}")
+    expected = {
+        f"openai:{MODEL} describer": ours["done"],
+        f"openai:{MODEL} diagnostician": ours["done"],
+    }
+    clean = ours["max_round"] == 1 and not ours["cached_model_calls"] and n == 2 * ours["done"]
+    clean = clean and all(ours["counts"].get(k) == v for k, v in expected.items())
+    print(
+        f"check (one describer + one diagnostician call per slice, round 1, none cached): "
+        f"{'ok' if clean else 'UNEXPECTED CALLS, numbers below are not comparable'}"
+    )
     print(f"server: {served} answers, max in flight {ours_log['max_in_flight']}")
     print(
         f"ideal {ideal:.2f} s; first request to last answer {window:.2f} s "
