@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from neuroonco import store, traces
+from neuroonco import store, trace_views, traces
 from neuroonco.agents.prompts import render_prompt
 from neuroonco.errors import StoreError
 
@@ -281,30 +281,30 @@ def test_overlay_colours_labels_and_keeps_the_rest() -> None:
     image = np.full((4, 4), 100, np.uint8)
     mask = np.zeros((4, 4), np.uint8)
     mask[0, 0], mask[1, 1], mask[2, 2] = 1, 3, 7
-    rgb = traces.overlay(image, mask, alpha=0.5)
+    rgb = trace_views.overlay(image, mask, alpha=0.5)
     assert rgb.shape == (4, 4, 3) and rgb.dtype == np.uint8
     assert rgb[3, 3].tolist() == [100, 100, 100]
     assert rgb[0, 0].tolist() == [165, 70, 70]  # halfway to the necrotic-core red
     assert rgb[1, 1, 2] > rgb[1, 1, 0]  # enhancing is blue
     assert rgb[2, 2].tolist() != rgb[3, 3].tolist()  # an unexpected label still shows
-    wide = traces.overlay(np.linspace(0, 5000, 16).reshape(4, 4), None)
+    wide = trace_views.overlay(np.linspace(0, 5000, 16).reshape(4, 4), None)
     assert wide[0, 0].tolist() == [0, 0, 0] and wide[3, 3].tolist() == [255, 255, 255]
-    assert traces.overlay(np.zeros((2, 2, 3), np.uint8), None).shape == (2, 2, 3)
+    assert trace_views.overlay(np.zeros((2, 2, 3), np.uint8), None).shape == (2, 2, 3)
     with pytest.raises(ValueError, match="does not match"):
-        traces.overlay(image, np.zeros((3, 3), np.uint8))
+        trace_views.overlay(image, np.zeros((3, 3), np.uint8))
 
 
 def test_html_table_escapes_and_formats() -> None:
-    html = traces.html_table([{"a": "<b>", "b": {"k": 1}}, {"a": 0.123456, "c": None}])
+    html = trace_views.html_table([{"a": "<b>", "b": {"k": 1}}, {"a": 0.123456, "c": None}])
     assert "<th>a</th><th>b</th><th>c</th>" in html
     assert "&lt;b&gt;" in html and "<b>" not in html.replace("<th>b</th>", "")
     assert "{&quot;k&quot;: 1}" in html and "<td>0.1235</td>" in html
-    assert traces.html_table([]) == "<p><em>(none)</em></p>"
-    assert "<th>c</th>" not in traces.html_table([{"a": 1, "c": 2}], ["a"])
+    assert trace_views.html_table([]) == "<p><em>(none)</em></p>"
+    assert "<th>c</th>" not in trace_views.html_table([{"a": 1, "c": 2}], ["a"])
 
 
 def test_flat_measurements_keeps_one_sequence() -> None:
     m = {"size": "large", "intensity": {"t1": {"cv": 0.1}, "t2": {"cv": 0.2}}, "c": [1, 2]}
-    names = [r["measurement"] for r in traces.flat_measurements(m, "t2")]
+    names = [r["measurement"] for r in trace_views.flat_measurements(m, "t2")]
     assert names == ["c", "intensity.t2.cv", "size"]
-    assert len(traces.flat_measurements(m)) == 4
+    assert len(trace_views.flat_measurements(m)) == 4
