@@ -22,7 +22,6 @@ from PIL import Image
 from neuroonco.errors import StoreError
 
 ROLES = ("describer", "diagnostician", "critic", "arbiter")
-# Stored mask labels (BraTS 2023 numbering): 1 necrotic core, 2 edema, 3 enhancing tumour.
 SLICE_FIELDS = ("id", "dataset", "modality", "plane", "slice_index", "label", "subject_id")
 
 
