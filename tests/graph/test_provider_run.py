@@ -189,3 +189,17 @@ def test_kill_9_mid_run_then_resume(fresh_db: Path) -> None:
         r[0] for r in db.execute("select slice_id from agent_calls where run_id = ?", [last_run])
     }
     assert redone and not (redone & finished)
+
+
+def test_concurrency_bounds_model_calls_across_slices(
+    fresh_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with LoopbackServer(responder=agent_responder, latency_s=0.05) as srv:
+        monkeypatch.setenv("OPENAI_BASE_URL", srv.openai_base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
+        config = AnnotateConfig(
+            describers=["openai:gpt-4o-mini", "openai:gpt-4o-mini"], max_rounds=1
+        )
+        summary = annotate(fresh_db, config, concurrency=3, limit=8)
+    assert summary.done == 8 and summary.by_status.get("failed", 0) == 0
+    assert srv.max_in_flight == 3  # used to the full, never beyond
