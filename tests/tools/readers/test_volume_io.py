@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import time
 from pathlib import Path
 
 import nibabel as nib
@@ -136,21 +135,14 @@ def test_mask_labels_out_of_range_are_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_brats_size_volume_reads_about_as_fast_as_nibabel(tmp_path: Path) -> None:
+def test_brats_size_volume_matches_nibabel(tmp_path: Path) -> None:
+    # Speed against nibabel is measured by scripts/bench_ingest.py, not by a timed test.
     data = (np.random.default_rng(0).random((240, 240, 155)) * 1000).astype(np.int16)
     path = tmp_path / "big.nii.gz"
     nib.save(nib.Nifti1Image(data, np.diag([-1.0, -1.0, 1.0, 1.0])), path)
-
-    def best(read) -> float:
-        times = []
-        for _ in range(3):
-            start = time.perf_counter()
-            read()
-            times.append(time.perf_counter() - start)
-        return min(times)
-
-    ours = best(lambda: read_volume(path))
-    theirs = best(lambda: np.asarray(nib.load(path).dataobj, dtype=np.float32))
-    assert read_volume(path)[0].shape == (155, 240, 240)
-    # Same zlib underneath; the margin only absorbs timing noise on a busy machine.
-    assert ours < 1.5 * theirs, (ours, theirs)
+    volume, oriented = read_volume(path)
+    theirs = np.asarray(nib.load(path).dataobj, dtype=np.float32)  # voxel order (i, j, k)
+    assert oriented and volume.shape == (155, 240, 240)
+    # The affine diag(-1, -1, 1) already runs i, j, k towards L, P, S: only the axis order
+    # changes, to (z, y, x).
+    assert np.array_equal(volume, theirs.transpose(2, 1, 0))
