@@ -30,6 +30,8 @@ _VAL = {"val", "valid", "validation", "validationdata", "validationset", "dev"}
 _STRUCTURAL = {"images", "image", "imgs", "img", "masks", "mask", "labels", "label", "data"}
 
 # ITU-R 601-2 luma weights, the ones Pillow's "L" conversion uses.
+# A lossless 2D mask whose values stay at or below this is a label map (sub-regions kept).
+MAX_MASK_LABEL = 4
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
@@ -243,12 +245,20 @@ def read_image_2d(path: Path) -> np.ndarray:
 
 
 def read_mask_2d(path: Path) -> np.ndarray:
-    """A 2D mask binarised to 0/1 uint8: > 127 for 0..255 masks (and lossy files), else > 0."""
+    """A 2D mask as a uint8 label map.
+
+    A lossless small label map (values up to ``MAX_MASK_LABEL``, e.g. BraTS-style sub-regions
+    1..3) keeps its labels; a 0..255 mask, and any lossy file, is binarised at > 127 so
+    anti-aliased edges and compression noise are not lesion; anything else is binarised at > 0.
+    """
     with _open_2d(path) as img:
         gray = img if img.mode in ("L", "I", "F", "1") or img.mode.startswith("I;") else None
         values = np.asarray(gray if gray is not None else img.convert("L"))
     lossy = path.suffix.lower() in LOSSY_SUFFIXES
-    threshold = 127 if lossy or (values.size and values.max() > 127) else 0
+    top = int(values.max()) if values.size else 0
+    if not lossy and top <= MAX_MASK_LABEL:
+        return values.astype(np.uint8)
+    threshold = 127 if lossy or top > 127 else 0
     return (values > threshold).astype(np.uint8)
 
 

@@ -8,8 +8,9 @@ Recognised pairings, tried in this order for every 2D file:
   a second lesion: all masks of one image are merged);
 - ``mask (N).png`` beside, or in the masks folder of, the one image whose name ends in ``(N)``.
 
-Masks are binarised to label 1. The label is the class folder's when there is one; otherwise a
-non-empty mask gives ``tumor`` and an empty one ``no_tumor``.
+Masks keep small label maps (sub-regions) and are binarised otherwise (0..255, lossy). The
+label is the class folder's when there is one; otherwise a non-empty mask gives ``tumor`` and an
+empty one ``no_tumor``.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ _NUMBERED = re.compile(r"\((?P<n>\d+)\)$")
 
 
 def load_pair(image: Path, masks: tuple[Path, ...]) -> LoadedCase:
-    """The grayscale image and the union of its binarised masks."""
+    """The grayscale image and the union of its masks (labels kept; a later mask wins ties)."""
     pixels = read_image_2d(image)
     union = np.zeros(pixels.shape, dtype=np.uint8)
     for path in masks:
@@ -62,7 +63,7 @@ def load_pair(image: Path, masks: tuple[Path, ...]) -> LoadedCase:
                 f"{path}: mask shape {mask.shape} differs from image {image.name} "
                 f"{pixels.shape}; the mask must be drawn on the same grid as its image"
             )
-        union |= mask
+        np.maximum(union, mask, out=union)
     return check_loaded(LoadedCase({UNKNOWN_CHANNEL: pixels}, union), image)
 
 

@@ -111,9 +111,12 @@ def test_mask_binarisation(tmp_path: Path) -> None:
     # A 0..255 mask: only > 127 is lesion (anti-aliased edges drop out).
     write_image(tmp_path / "wide.png", values)
     np.testing.assert_array_equal(read_mask_2d(tmp_path / "wide.png"), [[0, 0, 0, 0], [0, 1, 1, 1]])
-    # A 0/1 (or small label) mask: anything non-zero.
+    # A 0/1 mask or a small label map (sub-regions): labels kept.
     write_image(tmp_path / "unit.png", np.array([[0, 1], [2, 0]]))
-    np.testing.assert_array_equal(read_mask_2d(tmp_path / "unit.png"), [[0, 1], [1, 0]])
+    np.testing.assert_array_equal(read_mask_2d(tmp_path / "unit.png"), [[0, 1], [2, 0]])
+    # Values above the label range but not a 0..255 mask: anything non-zero.
+    write_image(tmp_path / "ids.png", np.array([[0, 9], [40, 0]]))
+    np.testing.assert_array_equal(read_mask_2d(tmp_path / "ids.png"), [[0, 1], [1, 0]])
     # Lossy masks always use the mid threshold, so compression noise is not lesion.
     write_image(tmp_path / "lossy.jpg", np.full((8, 8), 3))
     assert not read_mask_2d(tmp_path / "lossy.jpg").any()
