@@ -272,6 +272,22 @@ def _summarise(verdicts: dict[str, FieldVerdict]) -> str:
     return "; ".join(parts)
 
 
+# Claims the measurements settle outright: a model critic cannot keep a contradicted one.
+FACT_FIELDS = ("lesion_found", "modality", *MASK_FIELDS)
+
+
+def enforce_facts(critique: Critique, facts: Critique) -> Critique:
+    """A model critic's verdicts, overruled where :func:`check_claims` finds a hard fact against
+    the claim: the mask-derived fields, lesion presence, the known sequence, and every erasure
+    (sequence physics, lesion fields on a lesion-free mask). Intensity-hint downgrades are
+    heuristics and do not overrule the model."""
+    verdicts = dict(critique.verdicts)
+    for name, verdict in facts.verdicts.items():
+        if verdict.action != "keep" and (name in FACT_FIELDS or verdict.action == "erase"):
+            verdicts[name] = verdict
+    return Critique(verdicts=verdicts, summary=critique.summary)
+
+
 def apply_critique(findings: SliceFindings, critique: Critique) -> SliceFindings:
     """``findings`` with the critique's erasures and downgrades applied.
 

@@ -15,7 +15,7 @@ import numpy as np
 from langgraph.runtime import Runtime
 from PIL import Image
 
-from neuroonco.agents.critic_rules import apply_critique
+from neuroonco.agents.critic_rules import apply_critique, check_claims, enforce_facts
 from neuroonco.agents.providers.base import ImagePart
 from neuroonco.agents.requests import build_request
 from neuroonco.graph.calls import CallOutcome
@@ -174,7 +174,10 @@ async def critique_findings(state: SliceState, runtime: Runtime[GraphContext]) -
     failed = [o.error for o in outcomes if o.output is None]
     if failed:
         return {"error": f"critic failed: {failed[0]}"}
-    critiques = {k: o.output.model_dump(mode="json") for k, o in zip(keys, outcomes, strict=True)}
+    critiques = {
+        k: _with_facts(ctx, o.output, votes[k], state["grounding"])
+        for k, o in zip(keys, outcomes, strict=True)
+    }
     revise = [k for k in keys if critiques[k].get("revise")]
     if revise and state["round"] < ctx.config.max_rounds:
         return {
@@ -183,6 +186,22 @@ async def critique_findings(state: SliceState, runtime: Runtime[GraphContext]) -
             "round": state["round"] + 1,
         }
     return {"critiques": critiques, "revise": []}
+
+
+def _with_facts(
+    ctx: GraphContext, critique: Critique, findings: dict[str, Any], grounding: dict[str, Any]
+) -> dict[str, Any]:
+    """A model critic's critique with the measured facts enforced (the builtin critic already
+    is those rules)."""
+    if ctx.config.critic != "builtin":
+        facts = check_claims(
+            SliceFindings.model_validate(findings),
+            grounding.get("measurements"),
+            grounding.get("modality"),
+            has_mask=grounding.get("has_mask"),
+        )
+        critique = enforce_facts(critique, facts)
+    return critique.model_dump(mode="json")
 
 
 async def arbitrate_findings(state: SliceState, runtime: Runtime[GraphContext]) -> dict[str, Any]:

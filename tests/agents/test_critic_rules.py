@@ -190,3 +190,26 @@ def test_claims_against_a_real_measured_disc() -> None:
     assert verdicts["shape"].action == "downgrade" and verdicts["shape"].value == "round_oval"
     assert "irregular claimed but circularity" in verdicts["shape"].reason
     assert verdicts["location"].action == "keep" and verdicts["size"].action == "keep"
+
+
+def test_enforce_facts_overrules_a_model_critic_only_on_hard_facts() -> None:
+    from neuroonco.agents.critic_rules import enforce_facts
+    from neuroonco.schemas.agents import Critique, FieldVerdict
+
+    keep = FieldVerdict(action="keep", reason="looks fine to me")
+    model = Critique(
+        verdicts={"shape": keep, "signal_intensity": keep, "margins": keep}, summary="all good"
+    )
+    facts = Critique(
+        verdicts={
+            "shape": FieldVerdict(action="downgrade", value="irregular", reason="circ 0.41"),
+            "signal_intensity": FieldVerdict(action="downgrade", value="hyperintense", reason="h"),
+            "enhancement": FieldVerdict(action="erase", reason="only judged on t1ce"),
+            "margins": keep,
+        }
+    )
+    merged = enforce_facts(model, facts)
+    assert merged.verdicts["shape"].value == "irregular"  # mask-derived: the fact wins
+    assert merged.verdicts["enhancement"].action == "erase"  # physics: the fact wins
+    assert merged.verdicts["signal_intensity"].action == "keep"  # a hint: the model stands
+    assert merged.revise and merged.summary == "all good"

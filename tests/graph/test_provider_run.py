@@ -203,3 +203,31 @@ def test_concurrency_bounds_model_calls_across_slices(
         summary = annotate(fresh_db, config, concurrency=3, limit=8)
     assert summary.done == 8 and summary.by_status.get("failed", 0) == 0
     assert srv.max_in_flight == 3  # used to the full, never beyond
+
+
+def test_a_model_critic_cannot_keep_what_the_measurements_contradict(
+    fresh_db: Path, server: LoopbackServer
+) -> None:
+    # The canned describer calls every lesion a medium, solitary, round_oval one in the centre
+    # on the left; the canned model critic keeps everything. The measured facts still win.
+    config = AnnotateConfig(
+        describers=["openai:gpt-4o-mini"], critic="openai:gpt-4o-mini", max_rounds=2
+    )
+    annotate(fresh_db, config, concurrency=4, limit=12, provider_options=FAST)
+    db = sqlite_utils.Database(fresh_db)
+    rows = list(
+        db.query(
+            "select s.measurements, s.mask_kind, a.findings from annotations a "
+            "join slices s on s.id = a.slice_id where a.status != 'failed'"
+        )
+    )
+    checked = 0
+    for row in rows:
+        measured = json.loads(row["measurements"] or "null")
+        if not measured or not measured.get("lesion") or row["mask_kind"] == "box":
+            continue
+        found = json.loads(row["findings"])
+        for name in ("size", "shape", "spread", "location", "laterality"):
+            assert found[name] in (measured[name], None), name
+        checked += 1
+    assert checked >= 4
