@@ -123,7 +123,7 @@ def slice_case(
         index = None if choice is None else choice.index
         pick = (lambda a: a) if index is None else (lambda a, i=index: a[i])
         mask2d = None if loaded.mask is None else np.ascontiguousarray(pick(loaded.mask))
-        raw2d = {name: pick(img) for name, img in loaded.images.items()}
+        raw2d = {name: np.asarray(pick(img), np.float32) for name, img in loaded.images.items()}
         group_id = "grp-" + _short_hash(subject, rel, index)
         facts = _measure(raw2d, mask2d, loaded)
         # One mask per position: the sequences of a group share it (and its file).

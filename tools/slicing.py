@@ -53,8 +53,11 @@ def window_bounds(
     arr = np.asarray(image)
     if arr.ndim not in (2, 3):
         raise ValueError(f"window_bounds needs a 2D or 3D array, got shape {arr.shape}")
-    flat = arr.ravel()
-    if flat.size > PERCENTILE_SAMPLE:  # strided subsample first: no full-size gather
+    # Subsample whole slices first (at least 16 of them), so a volume that is a reoriented
+    # view is never copied whole by the flattening.
+    zstep = min(-(-arr.size // PERCENTILE_SAMPLE), max(1, arr.shape[0] // 16))
+    flat = (arr[::zstep] if arr.ndim == 3 else arr).ravel()
+    if flat.size > PERCENTILE_SAMPLE:
         flat = flat[:: -(-flat.size // PERCENTILE_SAMPLE)]
     fg = flat[flat != 0]
     if fg.size == 0:

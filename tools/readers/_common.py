@@ -159,7 +159,7 @@ def sitk_to_array(img: sitk.Image, where: Path, *, mask: bool = False) -> tuple[
     """Canonical array of a SimpleITK image and whether its orientation is known.
 
     3D images are reoriented to LPS (skipped when already LPS) and returned as ``(z, y, x)``;
-    2D images are returned as stored. One copy: the float32 (or uint8 mask) conversion.
+    2D images are returned as stored. One copy, in the stored numeric type (uint8 for masks).
     """
     if img.GetNumberOfComponentsPerPixel() != 1:
         raise UnreadableInput(
@@ -179,7 +179,7 @@ def sitk_to_array(img: sitk.Image, where: Path, *, mask: bool = False) -> tuple[
         if current != "LPS":
             img = sitk.DICOMOrient(img, "LPS")
     view = sitk.GetArrayViewFromImage(img)
-    return (to_mask(view, where) if mask else view.astype(np.float32)), oriented
+    return (to_mask(view, where) if mask else np.array(view)), oriented
 
 
 def to_mask(values: np.ndarray, where: Path) -> np.ndarray:
@@ -211,10 +211,13 @@ def read_volume(path: Path, *, mask: bool = False) -> tuple[np.ndarray, bool]:
             raise UnreadableInput(f"{path}: {exc}; fix the header's orientation") from exc
     if mask:
         return to_mask(values * data.slope + data.inter if data.scaled else values, path), oriented
+    if not data.scaled:
+        # Kept in the stored type (int16 for BraTS): half the memory of float32, and slices
+        # are converted one by one when windowed and measured.
+        return values, oriented
     out = values.astype(np.float32)  # the one copy
-    if data.scaled:
-        out *= np.float32(data.slope)
-        out += np.float32(data.inter)
+    out *= np.float32(data.slope)
+    out += np.float32(data.inter)
     return out, oriented
 
 

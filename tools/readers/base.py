@@ -12,7 +12,9 @@ Canonical orientation (asserted by :func:`check_loaded`):
   and anterior at the top.
 - 2D arrays are ``(y, x)`` as stored; their orientation is unknown and radiological convention
   is assumed (``orientation_known=False``).
-- Intensity images are float32; masks are uint8 label maps with the same shape (0 = background).
+- Intensity volumes keep their stored numeric type (int16 for most NIfTI: half the memory of
+  float32), scaled ones and 2D images are float32; masks are uint8 label maps with the same shape
+  (0 = background). Consumers convert the slices they use.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ class LoadedCase:
     """The arrays of one case in canonical orientation."""
 
     images: dict[str, np.ndarray]
-    """Channel -> intensity array. Keys are :class:`Modality` values, or ``UNKNOWN_CHANNEL``."""
+    """Channel -> intensity array (numeric; see the module docstring). Keys are
+    :class:`Modality` values, or ``UNKNOWN_CHANNEL``."""
     mask: np.ndarray | None = None
     orientation_known: bool = False
     mask_labels: dict[int, str] = field(default_factory=dict)
@@ -111,7 +114,7 @@ def check_loaded(case: LoadedCase, where: Path) -> LoadedCase:
     for name, arr in case.images.items():
         if arr.size == 0:
             raise UnreadableInput(f"{where}: channel {name!r} is empty")
-        if not np.isfinite(arr).all():
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
             bad = int((~np.isfinite(arr)).sum())
             raise UnreadableInput(
                 f"{where}: channel {name!r} has {bad} NaN/inf voxels; fix or drop the file"
