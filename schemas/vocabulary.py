@@ -7,9 +7,13 @@ mapped onto members by :func:`normalise`, which every reader and every model out
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
 from typing import TypeVar
+
+from neuroonco.schemas.oov import out_of_vocabulary
+from neuroonco.schemas.phrases import read_phrase
 
 
 class Modality(StrEnum):
@@ -143,6 +147,9 @@ _SYNONYMS: dict[type[StrEnum], dict[str, str]] = {
         "t1weightedpostcontrast": "t1ce",
         "t1wc": "t1ce",
         "t1weightedwithcontrast": "t1ce",
+        "t1withoutcontrast": "t1",
+        "t1weightedwithoutcontrast": "t1",
+        "t1postcontrastt1ce": "t1ce",
         "t2": "t2",
         "t2w": "t2",
         "t2weighted": "t2",
@@ -325,7 +332,7 @@ _SYNONYMS: dict[type[StrEnum], dict[str, str]] = {
 # Words that carry no value in a phrase ("T2-weighted MRI", "Upper-Left Region", "Center of the
 # image"); dropped for the second lookup only, so a synonym key always wins over a stripped phrase.
 _FILLER = re.compile(
-    r"\b(lesion|lesions|tumou?r|the|a|an|is|of|region|image|mri|weighted|brain|sequence|scan)\b"
+    r"\b(lesion|lesions|tumou?r|the|a|an|is|of|region|image|mri|weighted|brain|sequence|scan|mass)\b"
 )
 
 
@@ -359,20 +366,133 @@ def normalise(enum: type[E], value: object) -> E | None:
 @lru_cache(maxsize=4096)
 def _normalise_text(enum: type[E], value: str) -> E | None:
     """The synonym search of :func:`normalise`, cached: models repeat the same phrasings."""
-    text = value.strip()
-    if not text or _squash(text) in _MISSING:
-        return None
-    key = _squash(text.replace("-", "_"))
-    candidates = [key, _squash(_FILLER.sub(" ", re.sub(r"[_/-]", " ", text.lower())))]
-    synonyms = _SYNONYMS.get(enum, {})
-    for candidate in candidates:
-        for member in enum:
-            if _squash(member.value) == candidate:
-                return member
-        if candidate in synonyms:
-            return enum(synonyms[candidate])
+    field = _FIELD_OF[enum]
+    try:
+        reading = read_value(field, value)
+    except ValueError:
+        reading = None
     allowed = ", ".join(m.value for m in enum)
-    raise ValueError(f"{value!r} is not a valid {enum.__name__.lower()}; use one of: {allowed}")
+    if reading is None:
+        raise ValueError(f"{value!r} is not a valid {field}; use one of: {allowed}")
+    if reading.kind == "missing":
+        return None
+    if reading.kind == "value":
+        return enum(reading.value)
+    if reading.kind == "region":
+        raise ValueError(
+            f"{value!r} only narrows the {field} to {', '.join(reading.cells)}; "
+            f"use one of: {allowed}"
+        )
+    raise ValueError(
+        f"{value!r} ({reading.concept.split(':')[-1]}) is outside the {field} vocabulary; "
+        f"use one of: {allowed}"
+    )
+
+
+_FIELD_OF: dict[type[StrEnum], str] = {enum: name for name, enum in FIELDS.items()}
+
+# Narrower concepts the normaliser maps onto their parent value (a source labelled "glioblastoma"
+# is a glioma), keyed like _SYNONYMS. They keep their own concept name, so a benchmark question
+# offering "glioma" and "glioblastoma" is not read as offering one concept twice.
+_NARROWER: dict[type[StrEnum], dict[str, tuple[str, str]]] = {
+    Diagnosis: {
+        "glioblastoma": ("glioblastoma", "glioma"),
+        "gbm": ("glioblastoma", "glioma"),
+        "glioblastomamultiforme": ("glioblastoma", "glioma"),
+        "astrocytoma": ("astrocytoma", "glioma"),
+        "pilocyticastrocytoma": ("pilocytic_astrocytoma", "glioma"),
+        "cerebellarpilocyticastrocytoma": ("cerebellar_pilocytic_astrocytoma", "glioma"),
+        "oligodendroglioma": ("oligodendroglioma", "glioma"),
+        "anaplasticoligodendroglioma": ("anaplastic_oligodendroglioma", "glioma"),
+        "lgg": ("low_grade_glioma", "glioma"),
+        "lowgradeglioma": ("low_grade_glioma", "glioma"),
+        "hgg": ("high_grade_glioma", "glioma"),
+        "highgradeglioma": ("high_grade_glioma", "glioma"),
+        "brainstemglioma": ("brainstem_glioma", "glioma"),
+        "diffusemidlineglioma": ("diffuse_midline_glioma", "glioma"),
+        "medulloblastoma": ("medulloblastoma", "embryonal_tumor"),
+        "atypicalteratoidrhabdoidtumor": ("atypical_teratoid_rhabdoid_tumor", "embryonal_tumor"),
+        "atypicalteratoidrhabdoidtumour": ("atypical_teratoid_rhabdoid_tumor", "embryonal_tumor"),
+        "atrt": ("atypical_teratoid_rhabdoid_tumor", "embryonal_tumor"),
+        "centralneurocytoma": ("central_neurocytoma", "neuronal_tumor"),
+        "duralmetastasis": ("dural_metastasis", "metastasis"),
+        "brainstemmetastasis": ("brainstem_metastasis", "metastasis"),
+        "ependymalmetastasis": ("ependymal_metastasis", "metastasis"),
+    },
+}
+for _enum, _table in _NARROWER.items():
+    for _key, (_concept, _parent) in _table.items():
+        _SYNONYMS[_enum].setdefault(_key, _parent)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What one text means in one field.
+
+    ``kind`` is "value" (a vocabulary value), "region" (a location phrase that determines only
+    some grid cells: a side, a row, the periphery), "out_of_vocabulary" (a known concept of
+    :mod:`~neuroonco.schemas.oov`) or "missing" ("unknown", empty). ``concept`` identifies what the
+    text means, so two spellings of one concept have equal concepts; ``broader`` is the concept a
+    narrower one is a kind of ("diagnosis:glioma" for glioblastoma), else ``None``.
+    """
+
+    field: str
+    kind: str
+    concept: str
+    value: str | None = None
+    cells: tuple[str, ...] = ()
+    broader: str | None = None
+
+
+@lru_cache(maxsize=16384)
+def read_value(field: str, text: str) -> Reading:
+    """Read ``text`` as ``field`` (see :class:`Reading`); ``ValueError`` when it cannot be read.
+
+    Order: the exact tables (members, synonyms, display names, seed spellings), then the known
+    out-of-vocabulary concepts, then the word rules of :mod:`~neuroonco.schemas.phrases`.
+    """
+    enum = _field_enum(field)
+    stripped = str(text).strip()
+    if not stripped or _squash(stripped) in _MISSING:
+        return Reading(field, "missing", f"{field}:missing")
+    member = enum._value2member_map_.get(stripped)
+    if member is not None:
+        return _value_reading(field, member.value)
+    key = _squash(stripped.replace("-", "_"))
+    spaced = re.sub(r"[_/-]", " ", stripped.lower())
+    synonyms = _SYNONYMS.get(enum, {})
+    narrower = _NARROWER.get(enum, {})
+    by_squash = _MEMBER_BY_SQUASH[enum]
+    for candidate in (key, _squash(_FILLER.sub(" ", spaced))):
+        if candidate in narrower:
+            concept, parent = narrower[candidate]
+            return Reading(
+                field, "value", f"{field}:{concept}", parent, broader=f"{field}:{parent}"
+            )
+        if candidate in by_squash:
+            return _value_reading(field, by_squash[candidate])
+        if candidate in synonyms:
+            return _value_reading(field, synonyms[candidate])
+    concept = out_of_vocabulary(field, stripped)
+    if concept is not None:
+        return Reading(field, "out_of_vocabulary", f"oov:{field}:{concept}")
+    values = read_phrase(field, stripped)
+    if values is not None:
+        if len(values) == 1:
+            return _value_reading(field, values[0])
+        return Reading(field, "region", f"{field}:region:{'+'.join(values)}", cells=values)
+    allowed = ", ".join(m.value for m in enum)
+    raise ValueError(f"{text!r} is not a valid {field}; use one of: {allowed}")
+
+
+def _value_reading(field: str, value: str) -> Reading:
+    cells = (value,) if field == "location" else ()
+    return Reading(field, "value", f"{field}:{value}", value, cells=cells)
+
+
+_MEMBER_BY_SQUASH: dict[type[StrEnum], dict[str, str]] = {
+    enum: {_squash(m.value): m.value for m in enum} for enum in FIELDS.values()
+}
 
 
 def normalise_label(value: object) -> Diagnosis | None:
