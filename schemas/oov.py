@@ -169,6 +169,12 @@ _ADDS_NOTHING = re.compile(r"\b(region|the|of|image|area|near|along|within|in)\b
 _SPACES = re.compile(r"[^a-z0-9]+")
 
 
+_COMPILED: dict[str, tuple[tuple[str, re.Pattern[str]], ...]] = {
+    name: tuple((concept, re.compile(pattern)) for concept, pattern in table)
+    for name, table in OUT_OF_VOCABULARY.items()
+}
+
+
 def phrase(text: str) -> str:
     """``text`` in the form the patterns are written for: lower case, single spaces."""
     return _SPACES.sub(" ", text.lower()).strip()
@@ -178,8 +184,8 @@ def phrase(text: str) -> str:
 def out_of_vocabulary(field: str, text: str) -> str | None:
     """The known out-of-vocabulary concept ``text`` names in ``field``, or ``None``."""
     form = phrase(text)
-    for concept, pattern in OUT_OF_VOCABULARY.get(field, ()):
-        if re.search(pattern, form):
+    for concept, pattern in _COMPILED.get(field, ()):
+        if pattern.search(form):
             if concept in _REFINED:
                 words = _SPACES.sub("_", _ADDS_NOTHING.sub(" ", form).strip())
                 return f"{concept}:{words.strip('_')}"
