@@ -267,21 +267,14 @@ def _audit_closed(question: Question) -> list[Finding]:
                     [original],
                 )
             )
-    groups: dict[str, list[str]] = {}
-    for _letter, text in offered:
-        groups.setdefault(_concept(name, text), []).append(text)
-    repeated = {concept: texts for concept, texts in groups.items() if len(texts) > 1}
+    repeated = _duplicates(name, pair)
     if repeated:
         findings.append(
             Finding(
                 "duplicate_concept_options",
                 qid,
-                "; ".join(
-                    f"{len(texts)} options spell one concept ({concept}): "
-                    + ", ".join(repr(t) for t in texts)
-                    for concept, texts in repeated.items()
-                ),
-                [text for texts in repeated.values() for text in texts],
+                "; ".join(why for _letters, why in repeated),
+                [options[letter] for letters, _why in repeated for letter in letters],
             )
         )
     answer = pair.get("answer")
@@ -543,11 +536,37 @@ def _option_pool(records: list[dict[str, Any]], name: str) -> list[str]:
     return [text for text, _n in counts.most_common()]
 
 
-def _duplicates(name: str, pair: dict[str, Any]) -> list[list[str]]:
+def _duplicates(name: str | None, pair: dict[str, Any]) -> list[tuple[list[str], str]]:
+    """Groups of option letters that are right together, each with why: options spelling one
+    concept, or an option the answer implies (answer "Center-right region", option "Peripheral
+    right region": the right column holds it)."""
+    options = pair.get("options") or {}
     groups: dict[str, list[str]] = {}
     for letter, text in _offered(pair):
         groups.setdefault(_concept(name, text), []).append(letter)
-    return [letters for letters in groups.values() if len(letters) > 1]
+    out = [
+        (
+            letters,
+            f"{len(letters)} options spell one concept ({concept}): "
+            + ", ".join(repr(options[x]) for x in letters),
+        )
+        for concept, letters in groups.items()
+        if len(letters) > 1
+    ]
+    answer_letter = pair.get("answer")
+    answer = _read(name, options.get(answer_letter)) if not pair.get("meta_trap") else None
+    if answer is not None:
+        for letter, text in _offered(pair):
+            option = _read(name, text)
+            if letter != answer_letter and option is not None and _implies(answer, option):
+                out.append(
+                    (
+                        [answer_letter, letter],
+                        f"the answer {options[answer_letter]!r} implies the option {text!r}: "
+                        "both are right",
+                    )
+                )
+    return out
 
 
 def _replace_duplicates(
@@ -562,11 +581,13 @@ def _replace_duplicates(
         )
         if r is not None
     ]
-    for letters in _duplicates(name, pair):
+    replaced: set[str] = set()
+    for letters, why in _duplicates(name, pair):
         keep = pair["answer"] if pair.get("answer") in letters else letters[0]
         for letter in letters:
-            if letter == keep:
+            if letter == keep or letter in replaced:
                 continue
+            replaced.add(letter)
             distractor = _distractor(name, pair, avoid, pool)
             if distractor is None:
                 return False
@@ -574,8 +595,7 @@ def _replace_duplicates(
                 {
                     "question_id": qid,
                     "action": "option_replaced",
-                    "detail": f"{letter}: {options[letter]!r} (same concept as {keep}: "
-                    f"{options[keep]!r}) -> {distractor!r}",
+                    "detail": f"{letter}: {options[letter]!r} -> {distractor!r} ({why})",
                 }
             )
             options[letter] = distractor
