@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-OOV_VERSION = 1
+OOV_VERSION = 1  # bump on any change of concept or spelling
 
 # Negated findings asked in every lesion field ("No lesion", "No visible lesion", "Not measurable").
 _NO_FINDING: tuple[tuple[str, str], ...] = (
@@ -82,6 +82,7 @@ OUT_OF_VOCABULARY: dict[str, tuple[tuple[str, str], ...]] = {
     ),
     "spread": (
         *_NO_FINDING,
+        ("midline_or_csf", r"\bmidline or (with )?csf\b"),
         ("leptomeningeal_dissemination", r"\bleptomening|\bcsf\b|\bneuraxis\b|\bspinal axis\b"),
         (
             "ventricular_spread",
@@ -163,6 +164,7 @@ _REFINED = frozenset(
         "clustered",
         "pineal",
         "cerebellopontine_angle",
+        "absolute_size",  # "1-3 cm" and "3-5 cm" are two sizes
     }
 )
 _ADDS_NOTHING = re.compile(r"\b(region|the|of|image|area|near|along|within|in)\b")
