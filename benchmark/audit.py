@@ -243,8 +243,8 @@ def _audit_closed(question: Question) -> list[Finding]:
         for _letter, text in offered:
             option = _read(name, text)
             if _concept(name, text) == removed_key:
-                why = "the same text" if text.strip() == original.strip() else "another spelling"
-                reasons.append(f"{text!r} ({why} of it)")
+                why = "the same text" if text.strip() == original.strip() else removed_key
+                reasons.append(f"{text!r} (same concept: {why})")
                 still.append(text)
             elif removed is not None and option is not None and _implies(removed, option):
                 reasons.append(f"{text!r}, which it implies")
