@@ -207,6 +207,13 @@ def _implies(narrow: Reading, broad: Reading) -> bool:
         return False
     if narrow.broader is not None and narrow.broader == broad.concept:
         return True
+    if (
+        narrow.field == broad.field == "diagnosis"
+        and broad.value == "tumor"
+        and narrow.kind == "value"
+        and narrow.value not in ("tumor", "no_tumor")
+    ):
+        return True  # every tumour type is a tumour: "Glioma" makes "Tumor" right
     if narrow.field == broad.field == "location" and narrow.cells and broad.cells:
         return set(narrow.cells) < set(broad.cells)
     return False

@@ -229,6 +229,9 @@ def test_hand_made_findings() -> None:
                 _q("size", ["Small", "Large", NONE], 3),
             ],
         ),
+        _closed_record(
+            2, "b.png", [_q("diagnosis", ["Glioma", "Tumor, type unspecified", NONE], 0)]
+        ),
     ]
     report = audit_bench(records)
     assert _ids(report, "trap_without_original") == {"1_q1"}
@@ -240,6 +243,8 @@ def test_hand_made_findings() -> None:
     # "Diffuse" is a known concept of another kind (not multifocal, not solitary) but is a spread
     # concept: not "of the wrong type"; a missing answer letter is.
     assert _ids(report, "answer_not_of_type") == {"1_q7"}
+    # A tumour type makes "tumour of unspecified type" right too.
+    assert "implies" in _finding(report, "duplicate_concept_options", "2_q1").detail
     data = report.to_json("x.json")
     assert set(data) == {"version", "bench", "n_questions", "counts", "findings", "unsound"}
     assert set(data["counts"]) == set(KINDS)
