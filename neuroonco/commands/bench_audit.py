@@ -46,13 +46,21 @@ def audit_command(
     if fix:
         fixed, changes = fix_bench(records, report)
         fixed_path = out / f"{bench.stem}.fixed.json"
-        fixed_path.write_text(json.dumps(fixed, indent=1, ensure_ascii=False) + "\n")
-        (out / "fix_changes.json").write_text(json.dumps(changes, indent=1) + "\n")
+        fixed_path.write_text(
+            json.dumps(fixed, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+        (out / "fix_changes.json").write_text(
+            json.dumps(changes, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
         report.notes.append(
             f"cleaned copy: {fixed_path.name} (image paths stay relative to {bench.parent})"
         )
-    (out / "audit.json").write_text(json.dumps(report.to_json(str(bench)), indent=1) + "\n")
-    (out / "audit.md").write_text(render_markdown(report, str(bench), changes))
+    # UTF-8 whatever the locale: option texts carry "–" and "≤".
+    (out / "audit.json").write_text(
+        json.dumps(report.to_json(str(bench)), indent=1, ensure_ascii=False) + "\n",
+        encoding="utf-8",
+    )
+    (out / "audit.md").write_text(render_markdown(report, str(bench), changes), encoding="utf-8")
     console = Console()
     table = Table(title=f"audit: {report.n_questions} questions, {len(report.unsound)} unsound")
     table.add_column("finding")

@@ -341,15 +341,15 @@ def test_audit_command_on_the_official_file(tmp_path: Path) -> None:
     out = tmp_path / "audit"
     result = CliRunner().invoke(_app(), ["audit", str(CLOSED), "--out", str(out), "--fix"])
     assert result.exit_code == 0, result.output
-    data = json.loads((out / "audit.json").read_text())
+    data = json.loads((out / "audit.json").read_text(encoding="utf-8"))
     assert set(data) == {"version", "bench", "n_questions", "counts", "findings", "unsound"}
     assert data["version"] == 1 and data["bench"] == str(CLOSED)
     assert data["counts"]["trap_answer_still_offered"] == 73
     assert data["unsound"]["116_q2"] == ["trap_answer_still_offered"]
-    summary = (out / "audit.md").read_text()
+    summary = (out / "audit.md").read_text(encoding="utf-8")
     assert "116_q2" in summary and "Changes made by --fix" in summary
     fixed = out / f"{CLOSED.stem}.fixed.json"
-    changes = json.loads((out / "fix_changes.json").read_text())
+    changes = json.loads((out / "fix_changes.json").read_text(encoding="utf-8"))
     assert changes and audit_bench(read_bench(fixed)).findings == []
 
 

@@ -49,7 +49,7 @@ def test_every_option_of_the_official_closed_file_reads() -> None:
     kinds: Counter[str] = Counter()
     unknown: list[tuple[str, str]] = []
     cross: list[tuple[str, str]] = []
-    for record in json.loads(CLOSED.read_text()):
+    for record in json.loads(CLOSED.read_text(encoding="utf-8")):
         for pair in record["vqa_pairs"]:
             field = pair["question_type"]
             for text in pair["options"].values():
@@ -81,7 +81,7 @@ def test_every_option_of_the_official_closed_file_reads() -> None:
 def test_every_keyword_of_the_official_open_file_reads() -> None:
     keywords = {
         keyword
-        for record in json.loads(OPEN.read_text())
+        for record in json.loads(OPEN.read_text(encoding="utf-8"))
         for pair in record["qa_pairs"]
         for keyword in pair["eval_keywords"]
     }

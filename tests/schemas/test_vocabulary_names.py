@@ -58,7 +58,7 @@ def test_bad_field_or_value_is_a_clear_error() -> None:
 def _seed_counts() -> dict[tuple[str, str], tuple[Counter[str], Counter[str]]]:
     """(field, value) -> (answer spellings, option spellings) in the official closed file."""
     counts: dict[tuple[str, str], tuple[Counter[str], Counter[str]]] = {}
-    for record in json.loads(CLOSED.read_text()):
+    for record in json.loads(CLOSED.read_text(encoding="utf-8")):
         for pair in record["vqa_pairs"]:
             field = pair["question_type"]
             answer = pair["options"].get(pair["answer"])
