@@ -162,7 +162,20 @@ _COLS = {"left": "left", "right": "right"}
 _CENTRE = frozenset({"center", "centre", "central", "middle", "centered", "centred"})
 _EDGE = frozenset({"periphery", "peripheral", "edge", "margin", "far"})
 _LOCATION_NEUTRAL = frozenset(
-    {"region", "of", "the", "image", "area", "part", "in", "near", "located", "portion", "on"}
+    {
+        "region",
+        "sector",
+        "of",
+        "the",
+        "image",
+        "area",
+        "part",
+        "in",
+        "near",
+        "located",
+        "portion",
+        "on",
+    }
 )
 # "side" names the image's side only with "image" ("Right side of the image"); "Right side" or
 # "Right-sided" alone may be the patient's.

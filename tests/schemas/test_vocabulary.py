@@ -100,6 +100,8 @@ def test_every_keyword_of_the_official_open_file_reads() -> None:
         (Location, "Upper-Left Region", "upper_left"),
         (Location, "Lower-center region", "lower_center"),
         (Location, "Center-Right Region", "center_right"),
+        (Location, "Central sector", "center"),  # the open file's reference answers
+        (Location, "the upper-center region", "upper_center"),
         (Modality, "T1_weighted_MRI_with_contrast", "t1ce"),
         (Modality, "T1-weighted without contrast", "t1"),
         (Modality, "MRI brain FLAIR", "flair"),
