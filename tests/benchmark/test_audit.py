@@ -361,3 +361,61 @@ def test_audit_command_bad_input_is_one_clear_line(tmp_path: Path) -> None:
     assert "expected a JSON list of records" in str(result.exception)
     assert "\n" not in str(result.exception)
     assert not (tmp_path / "o" / "audit.json").exists()
+
+
+def test_audit_command_with_train_export(tmp_path: Path) -> None:
+    bench_dir = tmp_path / "bench"
+    _png(bench_dir / "images" / "seen.png", 7)
+    _png(bench_dir / "images" / "new.png", 8)
+    export = _export(tmp_path / "export", {"train": ["images/copy.png"]})
+    _png(export / "llamafactory" / "images" / "copy.png", 7, compress=9)
+    bench = bench_dir / "closed.json"
+    bench.write_text(
+        json.dumps(
+            [
+                _closed_record(1, "images/seen.png", [_q("size", ["Small", "Large", NONE], 0)]),
+                _closed_record(2, "images/new.png", [_q("size", ["Small", "Large", NONE], 1)]),
+            ]
+        ),
+        encoding="utf-8",
+    )
+    out = tmp_path / "audit"
+    args = ["audit", str(bench), "--out", str(out), "--train", str(export), "--fix"]
+    result = CliRunner().invoke(_app(), args)
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "audit.json").read_text(encoding="utf-8"))
+    assert data["unsound"] == {"1_q1": ["image_in_train"]}
+    fixed = json.loads((out / "closed.fixed.json").read_text(encoding="utf-8"))
+    assert [r["id"] for r in fixed] == [2]  # the seen image's only question was dropped
+    changes = json.loads((out / "fix_changes.json").read_text(encoding="utf-8"))
+    assert {"question_id": "1", "action": "record_dropped", "reason": "no question left"} in changes
+
+
+def test_a_trap_offering_two_right_options_is_dropped() -> None:
+    records = [
+        _closed_record(
+            5,
+            "c.png",
+            [
+                _q("modality", ["T2", "FLAIR", "DWI", NONE], 0),
+                _q(
+                    "diagnosis",
+                    ["Metastasis", "brain_metastasis", "Glioma", NONE],
+                    3,
+                    meta_trap=True,
+                    meta_original_answer="metastasis",
+                ),
+                _q("shape", ["Round", "Lobulated", NONE], 1),
+            ],
+        )
+    ]
+    report = audit_bench(records)
+    assert report.unsound == {"5_q2": ["trap_answer_still_offered", "duplicate_concept_options"]}
+    fixed, changes = fix_bench(records, report)
+    assert len(fixed[0]["vqa_pairs"]) == 2
+    assert changes[0] == {
+        "question_id": "5_q2",
+        "action": "dropped",
+        "reason": "trap offers 2 right options",
+    }
+    assert {"question_id": "5_q3", "action": "renumbered", "detail": "now 5_q2"} in changes
