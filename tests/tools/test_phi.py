@@ -69,7 +69,8 @@ def test_scrub_text_prefers_the_longest_match() -> None:
 
 
 def test_identifier_tokens() -> None:
-    assert identifier_tokens(["Doe^John Q"]) == ["doe^john q", "john", "doe"]
+    tokens = identifier_tokens(["Doe^John Q"])
+    assert tokens == ["doe^john q", "doejohnq", "johnqdoe", "john", "doe"]
 
 
 def test_scrub_relative_path_hashes_identifying_components() -> None:
