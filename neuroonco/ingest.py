@@ -66,7 +66,9 @@ def source_key(case: SourceCase, root: Path) -> str:
     h = hashlib.sha256(case.source_format.encode())
     for path in case.files:
         st = path.stat()
-        h.update(f"|{path.relative_to(root).as_posix()}|{st.st_size}|{st.st_mtime_ns}".encode())
+        rel = path.relative_to(root).as_posix()
+        # surrogateescape: a file name that is not UTF-8 (Latin-1 bytes) hashes as its bytes.
+        h.update(f"|{rel}|{st.st_size}|{st.st_mtime_ns}".encode("utf-8", "surrogateescape"))
     return h.hexdigest()[:32]
 
 
@@ -123,7 +125,8 @@ class IdentifierScopes:
 
 
 def _short_hash(*parts: object) -> str:
-    return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:20]
+    joined = "|".join(map(str, parts))
+    return hashlib.sha256(joined.encode("utf-8", "surrogateescape")).hexdigest()[:20]
 
 
 def _choices(loaded: LoadedCase, options: IngestOptions) -> list[slicing.SliceChoice | None]:
@@ -160,7 +163,7 @@ def slice_case(
         for channel, path in case.channel_files.items()
     }
     source_path = phi.scrub_relative_path(rel, identifiers, salt)
-    dataset = phi.scrub_text(case.dataset, identifiers)
+    dataset = phi.scrub_name(case.dataset, identifiers, salt)
     subject = phi.subject_id(f"{case.source_format}|{case.subject_key}", salt)
     windows = {name: slicing.window_bounds(img) for name, img in loaded.images.items()}
     out: list[_SliceOut] = []

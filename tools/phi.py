@@ -202,6 +202,15 @@ def _undecodable(part: str) -> bool:
     return any("\udc80" <= c <= "\udcff" for c in part)
 
 
+def scrub_name(name: str, identifiers: Iterable[str], salt: bytes) -> str:
+    """A free-standing name (a dataset's folder name) with identifier tokens replaced by
+    ``[removed]``; one that is not valid UTF-8 becomes ``anon-<12 hex>`` (it cannot be stored,
+    and may hide a Latin-1 name)."""
+    if _undecodable(name):
+        return scrub_relative_path(name.replace("/", "_"), (), salt)
+    return scrub_text(name, identifiers)
+
+
 def scrub_relative_path(rel: str, identifiers: Iterable[str], salt: bytes) -> str:
     """``rel`` (a path relative to a source root) with each component that contains an
     identifier token, or is not valid UTF-8, replaced by ``anon-<12 hex>`` (salted HMAC of the

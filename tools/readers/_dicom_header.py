@@ -25,6 +25,8 @@ names from every path); they are only mapped onto the modality vocabulary and ne
 
 from __future__ import annotations
 
+import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,6 +108,10 @@ _BY_VR = frozenset({"PN", "DA", "DT", "TM"})
 _REGISTERED_UID = "1.2.840.10008."
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"  # Media Storage Directory: an index, not an image
 
+# pydicom reports lenient parsing ("found implicit VR") as warnings and log records; they are
+# not the user's to act on, and must not spill onto the terminal during ingestion.
+logging.getLogger("pydicom").addHandler(logging.NullHandler())
+
 
 class HeaderError(ValueError):
     """The file could not be parsed as DICOM."""
@@ -181,6 +187,12 @@ def identifying_values(ds: Dataset) -> list[str]:
 def read_header(path: Path) -> Header:
     """Parse the header of ``path`` (stopping before the pixel data); :class:`HeaderError`
     when it is not DICOM."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # values are parsed lazily: warnings come on access
+        return _read_header(path)
+
+
+def _read_header(path: Path) -> Header:
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
     except (InvalidDicomError, OSError, ValueError, KeyError, TypeError, EOFError) as exc:

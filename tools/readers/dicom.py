@@ -16,8 +16,11 @@ key is the PatientID, hashed downstream. No tag value is copied into any other f
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections import defaultdict
 from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -101,12 +104,35 @@ def _is_dicom(path: Path) -> bool:
     return has_dicom_magic(path)
 
 
+@contextmanager
+def _itk_names(files: tuple[Path, ...]) -> Iterator[list[str]]:
+    """File names ITK can open: a name that is not UTF-8 (Latin-1 bytes, kept by Python as
+    surrogate escapes) cannot cross into ITK, so such a series is read through links with plain
+    names in a temporary folder."""
+    names = [str(f) for f in files]
+    if not any(_undecodable(n) for n in names):
+        yield names
+        return
+    with tempfile.TemporaryDirectory(prefix="neuroonco-dicom-") as tmp:
+        links = []
+        for i, name in enumerate(names):
+            link = os.path.join(tmp, f"{i:06d}.dcm")
+            os.symlink(os.fsencode(name), link)
+            links.append(link)
+        yield links
+
+
+def _undecodable(name: str) -> bool:
+    return any("\udc80" <= c <= "\udcff" for c in name)
+
+
 def load_series(files: tuple[Path, ...], channel: str) -> LoadedCase:
     """The series (files in slice order) as one volume in LPS (z, y, x); one slice as 2D."""
     reader = sitk.ImageSeriesReader()
-    reader.SetFileNames([str(f) for f in files])
     try:
-        img = reader.Execute()
+        with _itk_names(files) as names:
+            reader.SetFileNames(names)
+            img = reader.Execute()
     except RuntimeError as exc:
         raise UnreadableInput(
             f"{files[0].parent}: cannot read the DICOM series ({itk_reason(exc)}); a slice may "
@@ -265,17 +291,16 @@ class DicomReader:
                 continue
             if header.is_dicomdir:
                 continue  # an index of the tree: the files it lists are read on their own
+            if (reason := _not_mr(header)) is not None:
+                yield Rejection(path, reason, phi_strings=header.phi)
+                continue
             series[header.series or f"no-uid:{path.name}"].append(header)
         for headers in series.values():
             phi = tuple(dict.fromkeys(v for h in headers for v in h.phi))
-            reason = _not_mr(headers[0])
-            if reason is None:
-                try:
-                    stacks = _stacks(headers)
-                except _Refused as exc:
-                    reason = str(exc)
-            if reason is not None:
-                yield from (Rejection(h.path, reason, phi_strings=phi) for h in headers)
+            try:
+                stacks = _stacks(headers)
+            except _Refused as exc:
+                yield from (Rejection(h.path, str(exc), phi_strings=phi) for h in headers)
                 continue
             for stack in stacks:
                 yield self._case(root, folder, stack, phi)
