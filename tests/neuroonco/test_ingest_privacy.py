@@ -15,6 +15,7 @@ import numpy as np
 import pydicom
 import pytest
 from PIL import Image
+
 from neuroonco.errors import NeuroOncoError
 from neuroonco.ingest import ingest
 from neuroonco.store import images_dir
