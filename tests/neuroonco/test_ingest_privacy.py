@@ -256,3 +256,34 @@ def test_read_only_store_is_one_line_before_anything_is_written(tmp_path, which)
         for path in tmp_path.rglob("*"):
             if path.is_dir() and not path.is_symlink():
                 path.chmod(0o755)
+
+
+def _plain_tree(root: Path) -> None:
+    """ASCII names only: a patient folder with a series, a report and a preview beside it."""
+    tags = _person("DOE^JANE", {"PatientID": "JD-30417", "StudyDate": "20120704"})
+    mr_series(root / "DOE_JANE" / "T2", 4, tags=tags)
+    (root / "DOE_JANE" / "JD-30417_report.docx").write_bytes(b"report " * 20)
+    copy_shipped("CT_small.dcm", root / "DOE_JANE" / "CT" / "CT_small.dcm")
+
+
+def test_incremental_run_knows_the_identifiers_of_skipped_cases(tmp_path):
+    root = tmp_path / "src"
+    _plain_tree(root)
+    db_path = tmp_path / "out" / "neuroonco.db"
+    ingest([root], db_path)
+    (root / "DOE_JANE" / "T2" / "notes_DOE.docx").write_bytes(b"n" * 40)  # beside a skipped case
+    summary = ingest([root], db_path)
+    values = {"DOE", "JANE", "JD-30417", "2012-07-04", "20120704", "CompressedSamples", "1CT1"}
+    assert _leaks(db_path.parent, values) == []
+    assert summary.skipped_cases == 1 and summary.rejected == 1
+
+
+def test_identical_rerun_of_a_plain_tree_adds_nothing(tmp_path):
+    root = tmp_path / "src"
+    _plain_tree(root)
+    db_path = tmp_path / "out" / "neuroonco.db"
+    ingest([root], db_path)
+    before = _dump(db_path)
+    summary = ingest([root], db_path)
+    assert _dump(db_path) == before  # every table and column, created_at included
+    assert summary.rejected == 0 and len(before["rejected_inputs"]) == 2  # the report and the CT
