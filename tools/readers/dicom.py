@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import SimpleITK as sitk
@@ -38,7 +39,6 @@ from neuroonco.tools.readers._common import (
     split_hint,
     volume_suffix,
 )
-from neuroonco.tools.readers._dicom_header import Header, HeaderError, read_header
 from neuroonco.tools.readers.base import (
     UNKNOWN_CHANNEL,
     LoadedCase,
@@ -46,6 +46,9 @@ from neuroonco.tools.readers.base import (
     SourceCase,
     check_loaded,
 )
+
+if TYPE_CHECKING:  # pydicom is imported only once a DICOM file is found (0.3 s of start-up)
+    from neuroonco.tools.readers._dicom_header import Header
 
 _SUFFIXES = {".dcm", ".dicom", ".ima"}
 # Files with these suffixes are another format: not opened to look for the DICOM magic.
@@ -278,11 +281,13 @@ class DicomReader:
     def _folder(
         self, root: Path, folder: Path, candidates: list[Path]
     ) -> Iterator[SourceCase | Rejection]:
+        from neuroonco.tools.readers import _dicom_header
+
         series: dict[str, list[Header]] = defaultdict(list)
         for path in candidates:
             try:
-                header = read_header(path)
-            except HeaderError as exc:
+                header = _dicom_header.read_header(path)
+            except _dicom_header.HeaderError as exc:
                 yield Rejection(
                     path,
                     f"unreadable DICOM header ({exc}); the file may be truncated or not "
