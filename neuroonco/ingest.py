@@ -89,19 +89,22 @@ def _shown_path(root: Path, path: Path) -> str:
 class IdentifierScopes:
     """Which identifiers apply to which paths of one source root.
 
-    A subject's identifiers (a DICOM header's names, ids and dates) scrub only the paths inside
-    its own folder: the highest folder between its files and the root (the root included) whose
+    A subject's identifiers (a DICOM header's names, ids and dates) scrub the paths inside its
+    own folder: the highest folder between its files and the root (the root included) whose
     name holds one of them (``DOE_JANE/``, ``03-14-2019-NA-MRI BRAIN-51234/``), else the folder
-    of its files. So ``S1`` of one patient never scrubs ``S1`` of an unrelated tree, while a
-    report or preview beside the series in the patient folder is scrubbed of the patient's name.
-    Built from the whole discovery of the root before anything of it is written, skipped
-    (unchanged) cases included.
+    of its files. So ``S1`` or ``10`` of one patient never scrubs ``S1`` or ``n10_probmask``
+    elsewhere, while a report or preview beside the series in the patient folder is scrubbed of
+    the patient's name. Distinctive name parts (:func:`phi.distinctive_tokens`: ``Jürgen``,
+    ``山田``) scrub every path under the root: a file elsewhere may still be named after the
+    patient. Built from the whole discovery of the root before anything of it is written,
+    skipped (unchanged) cases included.
     """
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.base = root if root.is_dir() else root.parent
         self._by_folder: dict[Path, set[str]] = defaultdict(set)
+        self._everywhere: set[str] = set()
 
     def add(self, files: Iterable[Path], identifiers: Iterable[str]) -> None:
         identifiers = tuple(i for i in identifiers if i)
@@ -109,16 +112,17 @@ class IdentifierScopes:
             return
         for folder in {f.parent for f in files}:
             self._by_folder[self._scope(folder, identifiers)].update(identifiers)
+        self._everywhere.update(phi.distinctive_tokens(identifiers))
 
     def _scope(self, folder: Path, identifiers: tuple[str, ...]) -> Path:
         chain = [folder, *folder.parents]
         chain = chain[: chain.index(self.base) + 1] if self.base in chain else [folder]
-        named = [f for f in chain if f.name and phi.scrub_text(f.name, identifiers) != f.name]
+        named = [f for f in chain if f.name and phi.mentions(f.name, identifiers)]
         return named[-1] if named else folder
 
     def of(self, path: Path) -> tuple[str, ...]:
         """Every identifier whose scope holds ``path``."""
-        found: set[str] = set()
+        found = set(self._everywhere)
         for folder in (path, *path.parents):
             found.update(self._by_folder.get(folder, ()))
         return tuple(sorted(found))
@@ -250,7 +254,7 @@ class Ingestor:
         self.index = dedup.DuplicateIndex(rows, threshold=options.near_duplicate_bits)
         self.done = {r[0] for r in db.execute("select source_key from ingested_sources")}
         self.summary = IngestSummary()
-        self.scopes = IdentifierScopes(Path.cwd())
+        self.scopes: IdentifierScopes  # set by run(), per source root
 
     def run(self, root: Path, on_case: Callable[[IngestSummary], None] | None = None) -> None:
         root = root.resolve()

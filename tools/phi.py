@@ -167,6 +167,14 @@ def _date_like(token: str) -> bool:
     return sum(c.isdigit() for c in token) >= 2
 
 
+def distinctive_tokens(identifiers: Iterable[str]) -> list[str]:
+    """The tokens of ``identifiers`` that cannot plausibly name anything but the patient (a name
+    part of five letters or more, a CJK name part): safe to scrub anywhere under a source root,
+    where short values (``10``, ``S1``) are scrubbed only in their own subject's folder. Each is
+    a single token, so searching it again finds only itself."""
+    return [t for t in identifier_tokens(identifiers) if _loose(t) and not _SPLIT.search(t)]
+
+
 @lru_cache(maxsize=256)
 def _compiled(identifiers: frozenset[str]) -> re.Pattern[str] | None:
     tokens = identifier_tokens(identifiers)
@@ -200,6 +208,17 @@ def _undecodable(part: str) -> bool:
     """A file name that is not valid UTF-8 (Python keeps its bytes as surrogate escapes): it
     cannot be stored as text, and is typically a Latin-1 name (``M\\xfcller``)."""
     return any("\udc80" <= c <= "\udcff" for c in part)
+
+
+def mentions(name: str, identifiers: Iterable[str]) -> bool:
+    """Whether ``name`` holds an identifier token; a name that is not UTF-8 is read as the
+    Latin-1 (Windows-1252) bytes such names almost always are."""
+    pattern = _pattern(identifiers)
+    if pattern is None:
+        return False
+    if _undecodable(name):
+        name = name.encode("utf-8", "surrogateescape").decode("cp1252", "replace")
+    return pattern.search(name) is not None
 
 
 def scrub_name(name: str, identifiers: Iterable[str], salt: bytes) -> str:

@@ -287,3 +287,18 @@ def test_identical_rerun_of_a_plain_tree_adds_nothing(tmp_path):
     summary = ingest([root], db_path)
     assert _dump(db_path) == before  # every table and column, created_at included
     assert summary.rejected == 0 and len(before["rejected_inputs"]) == 2  # the report and the CT
+
+
+def test_distinctive_name_parts_are_scrubbed_anywhere_under_the_root(tmp_path):
+    root = tmp_path / "src"
+    mr_series(root / "cohort" / "P7" / "T2", 3, tags={"PatientName": "Hartmann^Ilse"})
+    (root / "exports").mkdir()
+    ramp = np.add.outer(np.arange(32), np.arange(32)).astype(np.uint8)
+    Image.fromarray(ramp).save(root / "exports" / "hartmann_axial.png")  # outside P7/
+    Image.fromarray(ramp.T.copy()).save(root / "exports" / "ilse_b.png")  # a short part: kept
+    db_path = tmp_path / "out" / "neuroonco.db"
+    ingest([root], db_path)
+    paths = {p for (p,) in sqlite3.connect(db_path).execute("select source_path from slices")}
+    assert "exports/ilse_b.png" in paths
+    assert not any("hartmann" in p.lower() for p in paths)
+    assert any(re.fullmatch(r"exports/anon-[0-9a-f]{12}\.png", p) for p in paths), paths

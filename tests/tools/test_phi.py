@@ -12,6 +12,7 @@ from neuroonco.tools.phi import (
     date_spellings,
     identifier_tokens,
     load_or_create_salt,
+    mentions,
     scrub_name,
     scrub_relative_path,
     scrub_text,
@@ -150,3 +151,9 @@ def test_latin1_file_names_are_always_replaced() -> None:
     assert out.startswith("anon-") and out.endswith("/flair/IM0001.dcm")
     out.encode("utf-8")  # storable
     assert scrub_name(latin1, [], SALT).startswith("anon-")
+
+
+def test_a_latin1_folder_name_is_recognised_as_the_patient() -> None:
+    latin1 = os.fsdecode("M\xfcller_J\xfcrgen".encode("latin-1"))
+    assert mentions(latin1, ["Müller^Jürgen"])
+    assert not mentions(latin1, ["Schmidt^Anna"])
