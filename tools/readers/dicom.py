@@ -163,7 +163,7 @@ def _folder_key(root: Path, folder: Path) -> str:
 
 
 def _not_mr(header: Header) -> str | None:
-    """Why a series is not brain MRI, or None when it is an MR image."""
+    """Why a file is not part of an MR image series, or None when it is."""
     modality = header.modality
     if modality != "MR":
         named = _MODALITY_NAMES.get(modality)
