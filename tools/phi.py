@@ -45,8 +45,6 @@ _DATE_SEPARATORS = ("", "-", ".", "_", " ")
 # Suffixes kept on a hashed path component, so the file type stays readable.
 _MULTI_SUFFIXES = (".nii.gz", ".tar.gz")
 _SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,6}$")
-# A token that must stand alone is not glued to a letter or digit (any script) on either side.
-_BOUNDED = r"(?<![^\W_]){}(?![^\W_])"
 
 
 def subject_id(raw: str, salt: bytes) -> str:
@@ -175,16 +173,56 @@ def distinctive_tokens(identifiers: Iterable[str]) -> list[str]:
     return [t for t in identifier_tokens(identifiers) if _loose(t) and not _SPLIT.search(t)]
 
 
+class _Matcher:
+    """Finds identifier tokens in text, case-insensitively: loose ones anywhere, the others only
+    as whole tokens. Plain substring search: a series' hundreds of instance UIDs and date
+    spellings would make one regular expression slow to compile for every case."""
+
+    def __init__(self, tokens: list[str]) -> None:
+        self.tokens = [(t, _loose(t)) for t in tokens]  # longest first
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        low = text.lower()
+        if len(low) != len(text):  # rare case mappings change lengths: keep positions exact
+            low = "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+        found = []
+        for token, loose in self.tokens:
+            start = low.find(token)
+            while start != -1:
+                end = start + len(token)
+                if loose or (not _glued(low, start - 1) and not _glued(low, end)):
+                    found.append((start, end))
+                start = low.find(token, start + 1)
+        found.sort(key=lambda span: (span[0], -span[1]))
+        kept: list[tuple[int, int]] = []
+        for start, end in found:  # leftmost, then longest, never overlapping
+            if not kept or start >= kept[-1][1]:
+                kept.append((start, end))
+        return kept
+
+    def search(self, text: str) -> bool:
+        return bool(self.spans(text))
+
+    def sub(self, replacement: str, text: str) -> str:
+        out, last = [], 0
+        for start, end in self.spans(text):
+            out += [text[last:start], replacement]
+            last = end
+        return "".join([*out, text[last:]])
+
+
+def _glued(text: str, i: int) -> bool:
+    """Whether position ``i`` of ``text`` holds a letter or digit (of any script)."""
+    return 0 <= i < len(text) and text[i].isalnum()
+
+
 @lru_cache(maxsize=256)
-def _compiled(identifiers: frozenset[str]) -> re.Pattern[str] | None:
+def _compiled(identifiers: frozenset[str]) -> _Matcher | None:
     tokens = identifier_tokens(identifiers)
-    if not tokens:
-        return None
-    alternatives = (re.escape(t) if _loose(t) else _BOUNDED.format(re.escape(t)) for t in tokens)
-    return re.compile("|".join(alternatives), re.IGNORECASE)
+    return _Matcher(tokens) if tokens else None
 
 
-def _pattern(identifiers: Iterable[str]) -> re.Pattern[str] | None:
+def _pattern(identifiers: Iterable[str]) -> _Matcher | None:
     return _compiled(frozenset(i for i in identifiers if i))
 
 
@@ -218,7 +256,7 @@ def mentions(name: str, identifiers: Iterable[str]) -> bool:
         return False
     if _undecodable(name):
         name = name.encode("utf-8", "surrogateescape").decode("cp1252", "replace")
-    return pattern.search(name) is not None
+    return pattern.search(name)
 
 
 def scrub_name(name: str, identifiers: Iterable[str], salt: bytes) -> str:

@@ -31,8 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pydicom
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.tag import BaseTag
 
 # PS3.15 Table E.1-1 attributes with a D/Z/X/U action whose VR is not PN/DA/DT/TM/UI (those are
 # collected by VR) and that are not free-text descriptions (see the module docstring).
@@ -144,7 +146,12 @@ class Header:
 
 
 def _text(ds: Dataset, keyword: str) -> str:
-    value = ds.get(keyword)
+    tag = tag_for_keyword(keyword)
+    if tag is None or tag not in ds:
+        return ""
+    if _vr(ds, tag) in _ASCII_VRS and (values := _ascii_values(ds, tag)) is not None:
+        return "\\".join(values)
+    value = ds[tag].value
     if value is None:
         return ""
     if isinstance(value, pydicom.multival.MultiValue):
@@ -153,10 +160,9 @@ def _text(ds: Dataset, keyword: str) -> str:
 
 
 def _floats(ds: Dataset, keyword: str, n: int) -> tuple[float, ...] | None:
-    value = ds.get(keyword)
     try:
-        out = tuple(float(v) for v in value)  # type: ignore[union-attr]
-    except (TypeError, ValueError):
+        out = tuple(float(v) for v in _text(ds, keyword).split("\\"))
+    except ValueError:
         return None
     return out if len(out) == n else None
 
@@ -167,20 +173,59 @@ def _values(element: pydicom.DataElement) -> list[str]:
     return [str(v).strip() for v in items if v is not None and str(v).strip()]
 
 
+_IDENTIFYING_TAGS = frozenset(tag_for_keyword(k) for k in IDENTIFYING) - {None}
+_ASCII_VRS = frozenset({"DA", "DT", "TM", "UI", "IS", "DS", "AS", "CS"})
+_SKIPPED_VRS = frozenset({"OB", "OW", "OF", "OD", "OL", "OV", "UN"})
+
+
+def _vr(ds: Dataset, tag: BaseTag) -> str | None:
+    raw = ds.get_item(tag)  # the element as read: its value is not decoded yet
+    vr = getattr(raw, "VR", None)
+    if vr:
+        return str(vr)
+    try:
+        return dictionary_VR(tag)
+    except KeyError:  # a private tag of an implicit-VR file: nothing the profile lists
+        return None
+
+
+def _collect(ds: Dataset, out: dict[str, None]) -> None:
+    # Only the elements that identify are decoded (decoding every value would triple the
+    # time discovery spends per file).
+    for tag in list(ds.keys()):
+        vr = _vr(ds, tag)
+        if vr is None or vr in _SKIPPED_VRS:
+            continue
+        if vr == "SQ":
+            for item in ds[tag].value or ():
+                _collect(item, out)
+            continue
+        if vr in _BY_VR or vr == "UI" or tag in _IDENTIFYING_TAGS:
+            texts = _ascii_values(ds, tag) if vr in _ASCII_VRS else None
+            for text in _values(ds[tag]) if texts is None else texts:
+                if not (vr == "UI" and text.startswith(_REGISTERED_UID)):
+                    out.setdefault(text)
+
+
+def _ascii_values(ds: Dataset, tag: BaseTag) -> list[str] | None:
+    """The values of an ASCII-only element (dates, times, UIDs, numbers) straight from its raw
+    bytes: pydicom's conversion (with validation) costs more than the whole file read."""
+    raw = ds.get_item(tag)
+    data = getattr(raw, "value", None)
+    if not isinstance(data, bytes):
+        return None  # already decoded
+    text = data.decode("latin-1").strip("\x00 ")
+    return [v.strip("\x00 ") for v in text.split("\\") if v.strip("\x00 ")]
+
+
 def identifying_values(ds: Dataset) -> list[str]:
-    """Every identifying value in ``ds`` and its sequences (see the module docstring)."""
+    """Every identifying value in ``ds``, its file meta and its sequences (see the module
+    docstring)."""
     out: dict[str, None] = {}
-    datasets = [ds, getattr(ds, "file_meta", None) or Dataset()]
-    for dataset in datasets:
-        for element in dataset.iterall():
-            vr = element.VR
-            if vr in ("SQ", "OB", "OW", "OF", "OD", "OL", "OV", "UN"):
-                continue
-            take = vr in _BY_VR or vr == "UI" or element.keyword in IDENTIFYING
-            for text in _values(element) if take else ():
-                if vr == "UI" and text.startswith(_REGISTERED_UID):
-                    continue
-                out.setdefault(text)
+    _collect(ds, out)
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None:
+        _collect(meta, out)
     return list(out)
 
 
@@ -203,8 +248,8 @@ def _read_header(path: Path) -> Header:
         sop_class = DICOMDIR_CLASS
     if not sop_class and "Modality" not in ds and "Rows" not in ds:
         raise HeaderError("no DICOM attributes found")
-    rows, cols = ds.get("Rows"), ds.get("Columns")
-    image_type = tuple(str(v).upper() for v in (ds.get("ImageType") or ()))
+    rows, cols = ds.get("Rows"), ds.get("Columns")  # US: binary, cheap to convert
+    image_type = tuple(v.upper() for v in _text(ds, "ImageType").split("\\") if v)
     return Header(
         path=path,
         sop_class=sop_class,
