@@ -366,8 +366,9 @@ class Ingestor:
         shown = phi.scrub_relative_path(
             f"{root.name}/{_shown_path(root, rejection.path)}", ids, self.salt
         )
-        # Reasons name files by absolute path; the store keeps them relative to the root.
-        reason = phi.scrub_text(rejection.reason.replace(str(root), root.name), ids)
+        # Reasons name files by absolute path; the store keeps them as shown (relative, scrubbed).
+        reason = rejection.reason.replace(str(rejection.path), shown)
+        reason = phi.scrub_text(reason.replace(str(root), root.name), ids, whole_words=True)
         known = self.db.execute(
             "select reason from rejected_inputs where path = ?", [shown]
         ).fetchone()

@@ -181,7 +181,7 @@ class _Matcher:
     def __init__(self, tokens: list[str]) -> None:
         self.tokens = [(t, _loose(t)) for t in tokens]  # longest first
 
-    def spans(self, text: str) -> list[tuple[int, int]]:
+    def spans(self, text: str, whole_words: bool = False) -> list[tuple[int, int]]:
         low = text.lower()
         if len(low) != len(text):  # rare case mappings change lengths: keep positions exact
             low = "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
@@ -190,7 +190,8 @@ class _Matcher:
             start = low.find(token)
             while start != -1:
                 end = start + len(token)
-                if loose or (not _glued(low, start - 1) and not _glued(low, end)):
+                free = loose and not (whole_words and not _WIDE.search(token))
+                if free or (not _glued(low, start - 1) and not _glued(low, end)):
                     found.append((start, end))
                 start = low.find(token, start + 1)
         found.sort(key=lambda span: (span[0], -span[1]))
@@ -203,9 +204,9 @@ class _Matcher:
     def search(self, text: str) -> bool:
         return bool(self.spans(text))
 
-    def sub(self, replacement: str, text: str) -> str:
+    def sub(self, replacement: str, text: str, whole_words: bool = False) -> str:
         out, last = [], 0
-        for start, end in self.spans(text):
+        for start, end in self.spans(text, whole_words):
             out += [text[last:start], replacement]
             last = end
         return "".join([*out, text[last:]])
@@ -226,11 +227,14 @@ def _pattern(identifiers: Iterable[str]) -> _Matcher | None:
     return _compiled(frozenset(i for i in identifiers if i))
 
 
-def scrub_text(text: str, identifiers: Iterable[str]) -> str:
+def scrub_text(text: str, identifiers: Iterable[str], *, whole_words: bool = False) -> str:
     """``text`` with every case-insensitive occurrence of each identifier token (see the module
-    docstring for which match inside words and which only whole) replaced by ``[removed]``."""
+    docstring for which match inside words and which only whole) replaced by ``[removed]``.
+
+    ``whole_words``: every Latin token only as a whole word, for prose of our own (a rejection
+    reason) where a name part like ``Other`` must not cut ``radiotherapy``."""
     pattern = _pattern(identifiers)
-    return text if pattern is None else pattern.sub(REMOVED, text)
+    return text if pattern is None else pattern.sub(REMOVED, text, whole_words)
 
 
 def _suffix(name: str) -> str:

@@ -302,3 +302,12 @@ def test_distinctive_name_parts_are_scrubbed_anywhere_under_the_root(tmp_path):
     assert "exports/ilse_b.png" in paths
     assert not any("hartmann" in p.lower() for p in paths)
     assert any(re.fullmatch(r"exports/anon-[0-9a-f]{12}\.png", p) for p in paths), paths
+
+
+def test_rejection_reasons_name_the_file_as_shown_and_keep_our_words(planted, tmp_path):
+    db_path = tmp_path / "out" / "neuroonco.db"
+    ingest([planted], db_path)
+    rows = sqlite3.connect(db_path).execute("select path, reason from rejected_inputs").fetchall()
+    (dose,) = [r for p, r in rows if "RTDOSE" in r]
+    assert "radiotherapy dose" in dose  # a planted name part ("OTHER-...") does not cut words
+    assert all(str(planted) not in r and "\n" not in r for _, r in rows)

@@ -157,3 +157,11 @@ def test_a_latin1_folder_name_is_recognised_as_the_patient() -> None:
     latin1 = os.fsdecode("M\xfcller_J\xfcrgen".encode("latin-1"))
     assert mentions(latin1, ["Müller^Jürgen"])
     assert not mentions(latin1, ["Schmidt^Anna"])
+
+
+def test_prose_is_scrubbed_by_whole_words_only() -> None:
+    ids = ["OTHER-5521^Hartmann", "山田^太郎"]
+    reason = "radiotherapy dose from Hartmann, other 山田太郎 file"
+    out = scrub_text(reason, ids, whole_words=True)
+    assert out == "radiotherapy dose from [removed], [removed] [removed] file"
+    assert scrub_text("radiotherapy", ids) == "radi[removed]apy"  # paths: the safe side
