@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import deque
+import os
+import tempfile
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -64,21 +66,71 @@ def source_key(case: SourceCase, root: Path) -> str:
     h = hashlib.sha256(case.source_format.encode())
     for path in case.files:
         st = path.stat()
-        h.update(f"|{path.relative_to(root).as_posix()}|{st.st_size}|{st.st_mtime_ns}".encode())
+        rel = path.relative_to(root).as_posix()
+        # surrogateescape: a file name that is not UTF-8 (Latin-1 bytes) hashes as its bytes.
+        h.update(f"|{rel}|{st.st_size}|{st.st_mtime_ns}".encode("utf-8", "surrogateescape"))
     return h.hexdigest()[:32]
 
 
 def _shown_path(root: Path, path: Path) -> str:
-    """``path`` relative to the root (file roots: just the name), as stored in the store."""
-    try:
-        rel = path.resolve().relative_to(root)
-    except ValueError:
-        return path.name
-    return rel.as_posix() if rel.parts else path.name
+    """``path`` relative to the root (file roots: just the name), as stored in the store.
+
+    Taken as walked (a file reached through a folder symlink keeps the link's path), resolved
+    only for paths given another way."""
+    for candidate in (path, path.resolve()):
+        try:
+            rel = candidate.relative_to(root)
+        except ValueError:
+            continue
+        return rel.as_posix() if rel.parts else path.name
+    return path.name
+
+
+class IdentifierScopes:
+    """Which identifiers apply to which paths of one source root.
+
+    A subject's identifiers (a DICOM header's names, ids and dates) scrub the paths inside its
+    own folder: the highest folder between its files and the root (the root included) whose
+    name holds one of them (``DOE_JANE/``, ``03-14-2019-NA-MRI BRAIN-51234/``), else the folder
+    of its files. So ``S1`` or ``10`` of one patient never scrubs ``S1`` or ``n10_probmask``
+    elsewhere, while a report or preview beside the series in the patient folder is scrubbed of
+    the patient's name. Distinctive name parts (:func:`phi.distinctive_tokens`: ``Jürgen``,
+    ``山田``) scrub every path under the root: a file elsewhere may still be named after the
+    patient. Built from the whole discovery of the root before anything of it is written,
+    skipped (unchanged) cases included.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.base = root if root.is_dir() else root.parent
+        self._by_folder: dict[Path, set[str]] = defaultdict(set)
+        self._everywhere: set[str] = set()
+
+    def add(self, files: Iterable[Path], identifiers: Iterable[str]) -> None:
+        identifiers = tuple(i for i in identifiers if i)
+        if not identifiers:
+            return
+        for folder in {f.parent for f in files}:
+            self._by_folder[self._scope(folder, identifiers)].update(identifiers)
+        self._everywhere.update(phi.distinctive_tokens(identifiers))
+
+    def _scope(self, folder: Path, identifiers: tuple[str, ...]) -> Path:
+        chain = [folder, *folder.parents]
+        chain = chain[: chain.index(self.base) + 1] if self.base in chain else [folder]
+        named = [f for f in chain if f.name and phi.mentions(f.name, identifiers)]
+        return named[-1] if named else folder
+
+    def of(self, path: Path) -> tuple[str, ...]:
+        """Every identifier whose scope holds ``path``."""
+        found = set(self._everywhere)
+        for folder in (path, *path.parents):
+            found.update(self._by_folder.get(folder, ()))
+        return tuple(sorted(found))
 
 
 def _short_hash(*parts: object) -> str:
-    return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:20]
+    joined = "|".join(map(str, parts))
+    return hashlib.sha256(joined.encode("utf-8", "surrogateescape")).hexdigest()[:20]
 
 
 def _choices(loaded: LoadedCase, options: IngestOptions) -> list[slicing.SliceChoice | None]:
@@ -103,9 +155,9 @@ def slice_case(
 ) -> list[_SliceOut]:
     """Load one case and turn it into stored-slice rows plus their PNG bytes (worker side).
 
-    ``identifiers`` are every patient identifier seen so far under the root (a DICOM folder
-    named after the patient names the other files in it too): paths and names are scrubbed of
-    all of them, not only of the case's own.
+    ``identifiers`` are the patient identifiers whose scope holds the case (a DICOM folder
+    named after the patient names the other files in it too, see :class:`IdentifierScopes`):
+    paths and names are scrubbed of all of them, not only of the case's own.
     """
     loaded = case.load()
     identifiers = (*identifiers, *case.phi_strings)
@@ -115,7 +167,7 @@ def slice_case(
         for channel, path in case.channel_files.items()
     }
     source_path = phi.scrub_relative_path(rel, identifiers, salt)
-    dataset = phi.scrub_text(case.dataset, identifiers)
+    dataset = phi.scrub_name(case.dataset, identifiers, salt)
     subject = phi.subject_id(f"{case.source_format}|{case.subject_key}", salt)
     windows = {name: slicing.window_bounds(img) for name, img in loaded.images.items()}
     out: list[_SliceOut] = []
@@ -202,25 +254,32 @@ class Ingestor:
         self.index = dedup.DuplicateIndex(rows, threshold=options.near_duplicate_bits)
         self.done = {r[0] for r in db.execute("select source_key from ingested_sources")}
         self.summary = IngestSummary()
-        self.identifiers: set[str] = set()
+        self.scopes: IdentifierScopes  # set by run(), per source root
 
     def run(self, root: Path, on_case: Callable[[IngestSummary], None] | None = None) -> None:
         root = root.resolve()
         if not root.exists():
             raise NeuroOncoError(f"source {root} does not exist: check the path")
+        # Discovery reads headers, not voxels: the whole root is discovered first so that every
+        # identifier under it (unchanged, skipped cases included) is known before any write.
+        items = list(discover(root))
+        self.scopes = IdentifierScopes(root)
+        for item in items:
+            files = (item.path,) if isinstance(item, Rejection) else item.files
+            self.scopes.add(files, item.phi_strings)
         rejections: list[Rejection] = []
         with ThreadPoolExecutor(max_workers=max(1, self.options.workers)) as pool:
-            for case, key, result in self._pipeline(root, discover(root), pool):
+            for case, key, result in self._pipeline(root, items, pool):
                 if isinstance(case, Rejection):
                     rejections.append(case)
                 elif isinstance(result, UnreadableInput):
-                    self.identifiers.update(case.phi_strings)
-                    rejections.extend(Rejection(path, str(result)) for path in case.files)
+                    rejections.extend(
+                        Rejection(path, str(result), case.phi_strings) for path in case.files
+                    )
                 else:
                     self._write_case(case, key, result)
                 if on_case is not None:
                     on_case(self.summary)
-        # Written last, once every identifier under the root is known.
         for rejection in rejections:
             self._reject(root, rejection)
         if on_case is not None:
@@ -240,10 +299,8 @@ class Ingestor:
                 if key in self.done:
                     self.summary.skipped_cases += 1
                     continue
-                self.identifiers.update(item.phi_strings)
-                future = pool.submit(
-                    slice_case, item, root, self.salt, self.options, tuple(self.identifiers)
-                )
+                scoped = self.scopes.of(item.files[0])
+                future = pool.submit(slice_case, item, root, self.salt, self.options, scoped)
                 window.append((item, key, future))
             while len(window) > limit:
                 yield self._settle(window.popleft())
@@ -305,19 +362,23 @@ class Ingestor:
         return path.relative_to(self.base).as_posix()
 
     def _reject(self, root: Path, rejection: Rejection) -> None:
-        ids = tuple(self.identifiers)
+        ids = (*self.scopes.of(rejection.path), *rejection.phi_strings)
         shown = phi.scrub_relative_path(
             f"{root.name}/{_shown_path(root, rejection.path)}", ids, self.salt
         )
-        # Reasons name files by absolute path; the store keeps them relative to the root.
-        reason = rejection.reason.replace(str(root), root.name)
-        known = self.db["rejected_inputs"].count_where("path = ?", [shown])
+        # Reasons name files by absolute path; the store keeps them as shown (relative, scrubbed).
+        reason = rejection.reason.replace(str(rejection.path), shown)
+        reason = phi.scrub_text(reason.replace(str(root), root.name), ids, whole_words=True)
+        known = self.db.execute(
+            "select reason from rejected_inputs where path = ?", [shown]
+        ).fetchone()
+        if known is not None and known[0] == reason:
+            return  # the same file refused for the same reason: an identical re-run adds nothing
         with store.transaction(self.db):
             self.db["rejected_inputs"].upsert(
-                {"path": shown, "reason": phi.scrub_text(reason, ids), "created_at": store.now()},
-                pk="path",
+                {"path": shown, "reason": reason, "created_at": store.now()}, pk="path"
             )
-        self.summary.rejected += not known
+        self.summary.rejected += known is None
 
 
 def ingest(
@@ -331,6 +392,7 @@ def ingest(
     missing = [str(root) for root in sources if not root.exists()]
     if missing:  # before anything is created
         raise NeuroOncoError(f"source not found: {', '.join(missing)}; check the path")
+    check_writable(db_path)
     db = store.connect(db_path)
     try:
         ingestor = Ingestor(db, db_path, options or IngestOptions())
@@ -339,6 +401,38 @@ def ingest(
         return ingestor.summary
     finally:
         db.close()
+
+
+def _probe(folder: Path) -> OSError | None:
+    """Whether a file can be created in ``folder`` (tried: permission bits do not tell a
+    read-only mount, and root ignores them); the probe is removed at once."""
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".neuroonco-probe-"):
+            return None
+    except OSError as exc:
+        return exc
+
+
+def check_writable(db_path: Path) -> None:
+    """Refuse, in one line and before anything is written, a store whose folder, database files
+    or images folder (and its sub-folders) cannot be written."""
+    db_path = Path(db_path).absolute()
+    existing = next(p for p in (db_path.parent, *db_path.parent.parents) if p.exists())
+    images = store.images_dir(db_path)
+    folders = [existing]
+    if images.is_dir():
+        folders += [images, *(p for p in sorted(images.iterdir()) if p.is_dir())]
+    for folder in folders:
+        if (exc := _probe(folder)) is not None:
+            raise NeuroOncoError(
+                f"cannot write to {folder} ({exc.strerror or exc}): the store is read-only; "
+                "make it writable or choose another --db"
+            )
+    for path in (db_path, *(db_path.with_name(db_path.name + s) for s in ("-wal", "-shm"))):
+        if path.exists() and not os.access(path, os.W_OK):
+            raise NeuroOncoError(
+                f"cannot write to {path} (read-only file); make it writable or choose another --db"
+            )
 
 
 def slice_rows(

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
 import pytest
 
 from neuroonco.tools.phi import (
+    date_spellings,
     identifier_tokens,
     load_or_create_salt,
+    mentions,
+    scrub_name,
     scrub_relative_path,
     scrub_text,
     subject_id,
@@ -69,7 +73,8 @@ def test_scrub_text_prefers_the_longest_match() -> None:
 
 
 def test_identifier_tokens() -> None:
-    assert identifier_tokens(["Doe^John Q"]) == ["doe^john q", "john", "doe"]
+    tokens = identifier_tokens(["Doe^John Q"])
+    assert tokens == ["doe^john q", "doejohnq", "johnqdoe", "john", "doe"]
 
 
 def test_scrub_relative_path_hashes_identifying_components() -> None:
@@ -95,3 +100,68 @@ def test_scrub_relative_path_keeps_compound_extensions_and_clean_paths() -> None
     assert scrub_relative_path("a/b/c.png", [], SALT) == "a/b/c.png"
     with pytest.raises(ValueError, match="relative"):
         scrub_relative_path("/home/doe/x.png", ["doe"], SALT)
+
+
+def test_every_common_date_spelling_is_scrubbed() -> None:
+    tcia = "TCGA-06-0123/03-14-2019-NA-MRI BRAIN-51234/2.000000-T2-40712/1-01.dcm"
+    out = scrub_relative_path(tcia, ["20190314"], SALT)
+    assert out.split("/")[1].startswith("anon-") and out.split("/")[2:] == [
+        "2.000000-T2-40712",
+        "1-01.dcm",
+    ]
+    for spelling in (
+        "2019-03-14",
+        "14.03.2019",
+        "14-Mar-2019",
+        "190314",
+        "2019_03_14",
+        "3-14-2019",
+    ):
+        assert scrub_text(f"scan {spelling} done", ["20190314"]) == "scan [removed] done", spelling
+    assert date_spellings("20190231") == set()  # not a date: nothing extra to search
+    assert scrub_text("id 120190314 and 2019031400", ["20190314"]) == "id 120190314 and 2019031400"
+
+
+def test_short_values_match_only_as_whole_tokens() -> None:
+    ids = ["10", "S1", "MC", "Anon"]
+    assert scrub_relative_path("n10_probmask/S1x/MCI/anonymised.png", ids, SALT) == (
+        "n10_probmask/S1x/MCI/anonymised.png"
+    )
+    out = scrub_relative_path("10/S1_T2/mc-scan/anon.png", ids, SALT).split("/")
+    assert all(part.startswith("anon-") for part in out)
+    assert scrub_text("10 mm from S1", ["10", "S1"]) == "[removed] mm from [removed]"
+
+
+def test_placeholders_name_nobody() -> None:
+    assert identifier_tokens(["----", "^", " "]) == []
+    assert scrub_text("a ---- b", ["----"]) == "a ---- b"
+
+
+def test_cjk_two_character_name_parts_are_kept() -> None:
+    name = "Yamada^Tarou=山田^太郎=やまだ^たろう"
+    tokens = identifier_tokens([name])
+    assert {"山田", "太郎", "やまだ", "たろう", "yamada", "tarou", "山田太郎"} <= set(tokens)
+    assert scrub_text("検査_山田太郎_T2", [name]) == "検査_[removed]_T2"
+    assert scrub_text("王小明", ["王^小明"]) == "[removed]"
+
+
+def test_latin1_file_names_are_always_replaced() -> None:
+    latin1 = os.fsdecode("Buc_J\xe9r\xf4me".encode("latin-1"))  # not UTF-8: surrogate escapes
+    out = scrub_relative_path(f"{latin1}/flair/IM0001.dcm", [], SALT)
+    assert out.startswith("anon-") and out.endswith("/flair/IM0001.dcm")
+    out.encode("utf-8")  # storable
+    assert scrub_name(latin1, [], SALT).startswith("anon-")
+
+
+def test_a_latin1_folder_name_is_recognised_as_the_patient() -> None:
+    latin1 = os.fsdecode("M\xfcller_J\xfcrgen".encode("latin-1"))
+    assert mentions(latin1, ["Müller^Jürgen"])
+    assert not mentions(latin1, ["Schmidt^Anna"])
+
+
+def test_prose_is_scrubbed_by_whole_words_only() -> None:
+    ids = ["OTHER-5521^Hartmann", "山田^太郎"]
+    reason = "radiotherapy dose from Hartmann, other 山田太郎 file"
+    out = scrub_text(reason, ids, whole_words=True)
+    assert out == "radiotherapy dose from [removed], [removed] [removed] file"
+    assert scrub_text("radiotherapy", ids) == "radi[removed]apy"  # paths: the safe side

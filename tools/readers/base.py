@@ -86,6 +86,8 @@ class Rejection:
 
     path: Path
     reason: str
+    phi_strings: tuple[str, ...] = ()
+    """Identifiers the file itself holds (a rejected DICOM's names), scrubbed like a case's."""
 
 
 class Reader(Protocol):

@@ -56,14 +56,46 @@ def is_sidecar(path: Path) -> bool:
 
 
 def _walk(root: Path) -> Iterator[Path]:
-    """Files under ``root`` in sorted order, hidden files and folders skipped."""
-    for folder, dirs, files in os.walk(root):
+    """Files under ``root`` in sorted order, hidden files and folders skipped.
+
+    Folder symlinks are followed, each real folder entered once: a link back up the tree (a
+    loop) or a second link to the same folder adds nothing. Dangling links are yielded like
+    files, for :func:`discover` to reject."""
+    seen: set[tuple[int, int]] = set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        st = os.stat(folder)
+        if (st.st_dev, st.st_ino) in seen:
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
         dirs[:] = sorted(
-            d for d in dirs if not d.startswith(".") and d.lower() not in _SKIPPED_DIRS
+            d
+            for d in dirs
+            if not d.startswith(".") and d.lower() not in _SKIPPED_DIRS and _unseen(folder, d, seen)
         )
         for name in sorted(files):
             if not name.startswith("."):
                 yield Path(folder, name)
+
+
+def _unseen(folder: str, name: str, seen: set[tuple[int, int]]) -> bool:
+    try:
+        st = os.stat(os.path.join(folder, name))
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) not in seen
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why a walked file cannot be read at all (before any reader looks at it), or None."""
+    if path.is_symlink() and not path.exists():
+        return (
+            "dangling symbolic link (a git-annex or DataLad file whose content is not fetched?); "
+            "fetch it (`datalad get` / `git annex get`) or remove the link"
+        )
+    if not os.access(path, os.R_OK):
+        return "permission denied; make the file readable or remove it from the source"
+    return None
 
 
 def discover(root: Path) -> Iterator[SourceCase | Rejection]:
@@ -78,6 +110,9 @@ def discover(root: Path) -> Iterator[SourceCase | Rejection]:
     base = root.parent if root.is_file() else root
     unclaimed: set[Path] = set()
     for path in files:
+        if (reason := _unreadable(path)) is not None:
+            yield Rejection(path, reason)
+            continue
         # Empty label files are meaningful to YOLO (an image with no objects); others are not.
         if path.suffix.lower() != ".txt" and _size(path) == 0:
             yield Rejection(path, "empty file (0 bytes); re-download or remove it")

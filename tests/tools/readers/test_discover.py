@@ -155,3 +155,28 @@ def test_readers_agree_with_the_sample_tree_manifest(tmp_path: Path) -> None:
         owner = next(c for c in cases.values() if tmp_path / bad in c.files)
         with pytest.raises(UnreadableInput):
             owner.load()
+
+
+def test_folder_links_are_followed_once_and_loops_end(tmp_path: Path) -> None:
+    outside = tmp_path / "annex_store"
+    write_volume(outside / "sub-01_T2w.nii.gz", blob()[0])
+    root = tmp_path / "dataset"
+    root.mkdir()
+    (root / "sub-01").symlink_to(outside)  # DataLad/annex: the data lives elsewhere
+    (root / "mirror").symlink_to(outside)  # a second link to the same folder
+    (outside / "up").symlink_to(root)  # a loop back to the root
+    items = list(discover(root))
+    cases = [i for i in items if isinstance(i, SourceCase)]
+    assert [rel(root, c.files) for c in cases] == [["mirror/sub-01_T2w.nii.gz"]]
+    assert [i for i in items if isinstance(i, Rejection)] == []
+
+
+def test_dangling_and_unreadable_files_are_rejected_not_crashes(tmp_path: Path) -> None:
+    write_volume(tmp_path / "real_t1.nii.gz", blob()[0])
+    (tmp_path / "sub-02_T1w.nii.gz").symlink_to(tmp_path / ".git/annex/objects/XX/key")
+    (tmp_path / "broken_folder").symlink_to(tmp_path / "missing_dir")
+    items = list(discover(tmp_path))
+    rejected = {i.path.name: i.reason for i in items if isinstance(i, Rejection)}
+    assert set(rejected) == {"sub-02_T1w.nii.gz", "broken_folder"}
+    assert all("dangling symbolic link" in r and "datalad get" in r for r in rejected.values())
+    assert [c.files[0].name for c in items if isinstance(c, SourceCase)] == ["real_t1.nii.gz"]
