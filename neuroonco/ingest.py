@@ -26,6 +26,7 @@ from neuroonco.errors import NeuroOncoError, UnreadableInput
 from neuroonco.tools import dedup, measurements, phi, slicing
 from neuroonco.tools.readers.base import LoadedCase, Rejection, SourceCase
 from neuroonco.tools.readers.discover import discover
+from neuroonco.tools.readers.reasons import one_line
 
 
 @dataclass
@@ -125,7 +126,7 @@ def slice_case(
         mask2d = None if loaded.mask is None else np.ascontiguousarray(pick(loaded.mask))
         raw2d = {name: np.asarray(pick(img), np.float32) for name, img in loaded.images.items()}
         group_id = "grp-" + _short_hash(subject, rel, index)
-        facts = _measure(raw2d, mask2d, loaded)
+        facts = _measure(raw2d, mask2d, loaded, index)
         # One mask per position: the sequences of a group share it (and its file).
         mask_png = None if mask2d is None else slicing.to_png_bytes(mask2d)
         for channel, img2d in raw2d.items():
@@ -143,7 +144,7 @@ def slice_case(
                         "subject_id": subject,
                         "group_id": group_id,
                         "modality": modality,
-                        "plane": "axial" if index is not None else None,
+                        "plane": loaded.plane or ("axial" if index is not None else None),
                         "slice_index": index,
                         "label": _label(case, mask2d, choice),
                         "measurements": store.dumps(facts),
@@ -160,13 +161,20 @@ def slice_case(
 
 
 def _measure(
-    raw2d: dict[str, np.ndarray], mask2d: np.ndarray | None, loaded: LoadedCase
+    raw2d: dict[str, np.ndarray], mask2d: np.ndarray | None, loaded: LoadedCase, index: int | None
 ) -> dict[str, Any] | None:
     if mask2d is None:
         return None
+    n = next(iter(loaded.images.values())).shape[0]
     facts = measurements.measure_mask(
-        mask2d, orientation_known=loaded.orientation_known, mask_labels=loaded.mask_labels
+        mask2d,
+        orientation_known=loaded.orientation_known,
+        mask_labels=loaded.mask_labels,
+        plane=loaded.plane,
+        slice_position=None if index is None else (index + 0.5) / n,
     )
+    if facts is not None and loaded.pixel_spacing is not None:
+        facts["pixel_spacing_mm"] = [round(float(v), 4) for v in loaded.pixel_spacing]
     if facts is None:  # an empty mask is a measured fact: no lesion on this slice
         return {"area_fraction": 0.0, "components": 0, "lesion": False}
     facts["lesion"] = True
@@ -309,8 +317,8 @@ class Ingestor:
         shown = phi.scrub_relative_path(
             f"{root.name}/{_shown_path(root, rejection.path)}", ids, self.salt
         )
-        # Reasons name files by absolute path; the store keeps them relative to the root.
-        reason = rejection.reason.replace(str(root), root.name)
+        # One line, files relative to the root, no library paths (see readers.reasons).
+        reason = one_line(rejection.reason, root)
         known = self.db["rejected_inputs"].count_where("path = ?", [shown])
         with store.transaction(self.db):
             self.db["rejected_inputs"].upsert(

@@ -9,6 +9,8 @@ truncation); a 2D image is read with Pillow as stored. Masks become uint8.
 from __future__ import annotations
 
 import re
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +19,18 @@ from PIL import Image
 
 from neuroonco.errors import UnreadableInput
 from neuroonco.schemas.vocabulary import Diagnosis, Modality, normalise, normalise_label
-from neuroonco.tools.readers._nifti_io import read_nifti, to_lps
+from neuroonco.tools.readers._nifti_io import lps_spacing, read_nifti, to_lps
 from neuroonco.tools.readers.base import LoadedCase, check_loaded
+from neuroonco.tools.readers.reasons import itk_reason
+
+__all__ = ["itk_reason"]  # re-exported for the DICOM reader
+
+# ITK prints its warnings (odd qform/sform pairs, GDCM notes) straight to the terminal, and
+# Pillow warns through `warnings` (palette transparency, EXIF, large images): what matters of
+# them reaches the user as a rejection reason, never as text spilled over the progress display.
+sitk.ProcessObject.SetGlobalWarningDisplay(False)
+warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 IMAGE_2D_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp"})
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr")
@@ -32,6 +44,15 @@ _STRUCTURAL = {"images", "image", "imgs", "img", "masks", "mask", "labels", "lab
 # ITU-R 601-2 luma weights, the ones Pillow's "L" conversion uses.
 # A lossless 2D mask whose values stay at or below this is a label map (sub-regions kept).
 MAX_MASK_LABEL = 4
+# A volume mask with more distinct labels than this is an image or probability map, not a
+# segmentation (BraTS uses 3-4 labels, the Decathlon at most 3, multi-structure sets ~15).
+MAX_VOLUME_LABELS = 20
+# Grids whose origins differ by less than this share of 100 finest voxels... see Grid.matches:
+# 1e-3 relative spacing, 1e-3 direction cosine, 0.1 voxel origin.
+GRID_TOLERANCE = 1e-3
+# A mask placed by its header may lose this share of its lesion off the image's edge (partial
+# voxels at a boundary); beyond it the mask is refused.
+MASK_OUTSIDE_LIMIT = 0.05
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
@@ -136,22 +157,14 @@ def modality_from_text(text: str) -> Modality | None:
     return best
 
 
-def itk_reason(exc: Exception) -> str:
-    """The informative line of an ITK exception (they run to a dozen lines)."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    detail = next((ln for ln in reversed(lines) if "description" in ln.lower()), None)
-    text = (detail or (lines[-1] if lines else type(exc).__name__)).split(":", 1)[-1].strip()
-    return text[:200]
-
-
 def read_sitk(path: Path) -> sitk.Image:
     """Read any SimpleITK-supported file, turning its errors into :class:`UnreadableInput`."""
     try:
         return sitk.ReadImage(str(path))
     except RuntimeError as exc:
         raise UnreadableInput(
-            f"{path}: cannot read it ({itk_reason(exc)}); the file may be truncated or corrupt: "
-            "re-download it or remove it from the source folder"
+            f"{path.name}: SimpleITK cannot read it ({itk_reason(exc)}); check that the file is "
+            "a complete image in the format its extension names, or remove it"
         ) from exc
 
 
@@ -161,18 +174,7 @@ def sitk_to_array(img: sitk.Image, where: Path, *, mask: bool = False) -> tuple[
     3D images are reoriented to LPS (skipped when already LPS) and returned as ``(z, y, x)``;
     2D images are returned as stored. One copy, in the stored numeric type (uint8 for masks).
     """
-    if img.GetNumberOfComponentsPerPixel() != 1:
-        raise UnreadableInput(
-            f"{where}: {img.GetNumberOfComponentsPerPixel()} components per voxel; only scalar "
-            "(grayscale) volumes are supported"
-        )
-    if img.GetDimension() == 4 and img.GetSize()[3] == 1:
-        img = img[:, :, :, 0]
-    if img.GetDimension() not in (2, 3):
-        raise UnreadableInput(
-            f"{where}: {img.GetDimension()}D data (size {img.GetSize()}); only 2D images and 3D "
-            "volumes are supported. Split 4D series into one 3D volume per time point first."
-        )
+    img = _scalar_3d(img, where)
     oriented = img.GetDimension() == 3
     if oriented:
         current = sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(img.GetDirection())
@@ -182,43 +184,297 @@ def sitk_to_array(img: sitk.Image, where: Path, *, mask: bool = False) -> tuple[
     return (to_mask(view, where) if mask else np.array(view)), oriented
 
 
+def _scalar_3d(img: sitk.Image, where: Path) -> sitk.Image:
+    """``img`` checked to be scalar and 2D/3D (a singleton 4th axis dropped)."""
+    if img.GetNumberOfComponentsPerPixel() != 1:
+        raise UnreadableInput(
+            f"{where.name}: {img.GetNumberOfComponentsPerPixel()} components per voxel; only "
+            "scalar (grayscale) volumes are supported"
+        )
+    if img.GetDimension() == 4 and img.GetSize()[3] == 1:
+        img = img[:, :, :, 0]
+    if img.GetDimension() not in (2, 3):
+        raise UnreadableInput(
+            f"{where.name}: {img.GetDimension()}D data (size {img.GetSize()}); only 2D images and "
+            "3D volumes are supported. Split 4D series into one 3D volume per time point first."
+        )
+    return img
+
+
 def to_mask(values: np.ndarray, where: Path) -> np.ndarray:
-    """A label map as uint8, refusing values that do not fit (fractions are rounded)."""
+    """A label map as uint8; refuses what is not one (probability maps, images used as masks).
+
+    Integral values 0..255 with at most :data:`MAX_VOLUME_LABELS` distinct labels pass (float
+    files holding whole numbers included); fractions, values beyond 0..255 and many distinct
+    values are refused with the reason.
+    """
     if values.dtype.kind == "f":
         if not np.isfinite(values).all():
-            raise UnreadableInput(f"{where}: mask has NaN/inf values; fix or drop the file")
-        values = np.rint(values)
+            raise UnreadableInput(f"{where.name}: mask has NaN/inf values; fix or drop the file")
+        rounded = np.rint(values)
+        if values.size and float(np.abs(values - rounded).max()) > 1e-3:
+            raise UnreadableInput(
+                f"{where.name}: not a label map: fractional values between "
+                f"{float(values.min()):g} and {float(values.max()):g} (a probability map?); "
+                "threshold it into integer labels (e.g. p > 0.5 -> 1) or remove it"
+            )
+        values = rounded
     if values.size and (values.min() < 0 or values.max() > 255):
         raise UnreadableInput(
-            f"{where}: mask labels outside 0..255 (min {values.min()}, max {values.max()}); "
-            "masks must be label maps"
+            f"{where.name}: not a label map: values {values.min():g}..{values.max():g} are outside "
+            "0..255 (an intensity image used as a mask?); give the segmentation file instead"
         )
-    return values.astype(np.uint8)
+    labels = values.astype(np.uint8)
+    counts = np.bincount(labels.reshape(-1), minlength=256) if labels.size else np.zeros(1)
+    distinct = int(np.count_nonzero(counts[1:]))
+    if distinct > MAX_VOLUME_LABELS:
+        raise UnreadableInput(
+            f"{where.name}: not a label map: {distinct} distinct non-zero values (at most "
+            f"{MAX_VOLUME_LABELS} labels expected; an image or probability map used as a mask?); "
+            "give the segmentation file instead"
+        )
+    return labels
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Where a stored array lies in the patient (ITK conventions: LPS millimetres)."""
+
+    origin: tuple[float, float, float]
+    spacing: tuple[float, float, float]
+    """Along index axes i, j, k (numpy axes 2, 1, 0 of a ``(z, y, x)`` array)."""
+    direction: tuple[float, ...]
+    """3x3 row-major; column j is index axis j's unit vector."""
+
+    def matches(self, other: Grid) -> bool:
+        """Same placement within :data:`GRID_TOLERANCE` (a share of the finest voxel size for the
+        origin, relative for spacing, absolute for the direction cosines)."""
+        finest = min(*self.spacing, *other.spacing)
+        return (
+            np.allclose(self.spacing, other.spacing, rtol=GRID_TOLERANCE, atol=0)
+            and np.allclose(self.direction, other.direction, rtol=0, atol=GRID_TOLERANCE)
+            and float(np.max(np.abs(np.subtract(self.origin, other.origin))))
+            <= GRID_TOLERANCE * 100 * finest
+        )
+
+    def physical(self, index_zyx: np.ndarray) -> np.ndarray:
+        """LPS positions (n, 3) of voxel indices given as (n, 3) ``(z, y, x)`` rows."""
+        ijk = index_zyx[:, ::-1].astype(float) * np.asarray(self.spacing)
+        return ijk @ np.asarray(self.direction).reshape(3, 3).T + np.asarray(self.origin)
+
+    def index(self, points: np.ndarray) -> np.ndarray:
+        """Continuous ``(z, y, x)`` indices (n, 3) of LPS positions (n, 3)."""
+        cosines = np.asarray(self.direction).reshape(3, 3)
+        ijk = np.linalg.solve(cosines, (points - np.asarray(self.origin)).T).T
+        return (ijk / np.asarray(self.spacing))[:, ::-1]
+
+    def image(self, array: np.ndarray) -> sitk.Image:
+        img = sitk.GetImageFromArray(np.ascontiguousarray(array))
+        img.SetOrigin(self.origin)
+        img.SetSpacing(self.spacing)
+        img.SetDirection(self.direction)
+        return img
+
+    @classmethod
+    def of(cls, img: sitk.Image) -> Grid:
+        return cls(img.GetOrigin(), img.GetSpacing(), img.GetDirection())  # type: ignore[arg-type]
+
+
+@dataclass
+class _Stored:
+    """One file's voxels in stored index order ``(z, y, x)`` (2D files as ``(1, y, x)``, with
+    ``grid`` None when the format has no 3D placement) or ``(c, z, y, x)`` for channels."""
+
+    array: np.ndarray
+    grid: Grid | None
+
+
+def _read_stored(path: Path, *, mask: bool = False, channels: bool = False) -> _Stored:
+    if volume_suffix(path) not in (".nii", ".nii.gz"):
+        img = _scalar_3d(read_sitk(path), path)
+        view = sitk.GetArrayViewFromImage(img)
+        values = to_mask(view, path) if mask else np.array(view)
+        if img.GetDimension() == 2:
+            return _Stored(values[None], None)
+        return _Stored(values, Grid.of(img))
+    data = read_nifti(path, channels=channels)
+    values = data.array
+    grid = Grid(data.origin, data.spacing, data.direction)
+    if values.ndim == 2:
+        values = values[None]
+    if mask:
+        values = to_mask(values * data.slope + data.inter if data.scaled else values, path)
+    elif data.scaled:
+        out = values.astype(np.float32)  # the one copy
+        out *= np.float32(data.slope)
+        out += np.float32(data.inter)
+        values = out
+    # Unscaled voxels keep their stored type (int16 for BraTS): half the memory of float32, and
+    # slices are converted one by one when windowed and measured.
+    return _Stored(values, grid)
+
+
+def _to_lps(stored: _Stored, where: Path) -> np.ndarray:
+    if stored.grid is None:
+        return stored.array
+    try:
+        return to_lps(stored.array, stored.grid.direction)
+    except ValueError as exc:
+        raise UnreadableInput(f"{where.name}: {exc}; fix the header's orientation") from exc
 
 
 def read_volume(path: Path, *, mask: bool = False) -> tuple[np.ndarray, bool]:
-    """Read a NIfTI/MHA/NRRD file as a canonical array; see :func:`sitk_to_array`.
+    """Read a NIfTI/MHA/NRRD file as a canonical array and whether its orientation is known.
 
+    A 3D file comes back as LPS ``(z, y, x)``; a 2D NIfTI file as the 2D image of its plane in
+    display orientation (:func:`plane_view`), oriented; other 2D files as stored, unoriented.
     NIfTI voxels are read by :mod:`._nifti_io` (ITK would zero NaNs and pad truncated files)."""
-    if volume_suffix(path) not in (".nii", ".nii.gz"):
-        return sitk_to_array(read_sitk(path), path, mask=mask)
-    data = read_nifti(path)
-    values, oriented = data.array, data.array.ndim == 3
-    if oriented:
-        try:
-            values = to_lps(values, data.direction)
-        except ValueError as exc:
-            raise UnreadableInput(f"{path}: {exc}; fix the header's orientation") from exc
-    if mask:
-        return to_mask(values * data.slope + data.inter if data.scaled else values, path), oriented
-    if not data.scaled:
-        # Kept in the stored type (int16 for BraTS): half the memory of float32, and slices
-        # are converted one by one when windowed and measured.
-        return values, oriented
-    out = values.astype(np.float32)  # the one copy
-    out *= np.float32(data.slope)
-    out += np.float32(data.inter)
-    return out, oriented
+    stored = _read_stored(path, mask=mask)
+    values = _to_lps(stored, path)
+    if stored.grid is None:
+        return values[0], False
+    plane = _thin_plane(values.shape)
+    if plane is not None:  # one slice (a 2D file): the image of its plane
+        return plane_view(values, plane)[0], True
+    return values, True
+
+
+# A volume whose coarsest voxel side is at most this many times its finest is sliced axially
+# whatever plane it was acquired in (reorienting it to LPS is an exact re-indexing, no
+# interpolation). A more anisotropic one (thick slices) is sliced in its acquisition plane:
+# axial slices of a thick sagittal stack would be a few pixels wide.
+ISOTROPY_LIMIT = 1.5
+
+
+def _thin_plane(shape: tuple[int, ...]) -> str | None:
+    """The plane of a canonical array with a single slice along one axis."""
+    for axis, plane in ((0, "axial"), (1, "coronal"), (2, "sagittal")):
+        if shape[axis] == 1:
+            return plane
+    return None
+
+
+def choose_plane(shape: tuple[int, ...], spacing: tuple[float, float, float]) -> str:
+    """The plane to slice a canonical LPS volume in: axial unless the volume is a stack of thick
+    (or single) sagittal or coronal slices, see :data:`ISOTROPY_LIMIT`."""
+    thin = _thin_plane(shape)
+    if thin is not None:
+        return thin
+    if max(spacing) <= ISOTROPY_LIMIT * min(spacing):
+        return "axial"
+    return ("axial", "coronal", "sagittal")[int(np.argmax(spacing))]
+
+
+def plane_view(volume: np.ndarray, plane: str) -> np.ndarray:
+    """``(slice, row, col)`` view of a canonical LPS ``(z, y, x)`` volume in ``plane``, each
+    slice in the radiological display convention: axial rows anterior->posterior and columns
+    patient right->left (as stored); coronal rows superior->inferior, columns right->left;
+    sagittal rows superior->inferior, columns anterior->posterior. Views only, no copy."""
+    if plane == "axial":
+        return volume
+    if plane == "coronal":
+        return volume.transpose(1, 0, 2)[:, ::-1, :]
+    if plane == "sagittal":
+        return volume.transpose(2, 0, 1)[:, ::-1, :]
+    raise ValueError(f"unknown plane {plane!r}")
+
+
+def _view_spacing(spacing: tuple[float, float, float], plane: str) -> tuple[float, float]:
+    sz, sy, sx = spacing
+    return {"axial": (sy, sx), "coronal": (sz, sx), "sagittal": (sz, sy)}[plane]
+
+
+def _place_mask(mask: _Stored, image: _Stored, where: Path) -> _Stored:
+    """The mask resampled (nearest neighbour) onto the image's grid by both headers; refused
+    when more than :data:`MASK_OUTSIDE_LIMIT` of its lesion lies outside the image."""
+    assert mask.grid is not None and image.grid is not None
+    lesion = np.argwhere(mask.array)
+    if lesion.size:
+        sample = lesion[:: max(1, len(lesion) // 200_000)]
+        idx = image.grid.index(mask.grid.physical(sample))
+        shape = np.asarray(image.array.shape[-3:], dtype=float)
+        inside = ((idx >= -0.5) & (idx <= shape - 0.5)).all(axis=1)
+        outside = 1.0 - float(inside.mean())
+        if outside > MASK_OUTSIDE_LIMIT:
+            shift = np.subtract(mask.grid.origin, image.grid.origin)
+            raise UnreadableInput(
+                f"{where.name}: {outside:.0%} of the mask's lesion lies outside its image by the "
+                f"two headers (origins {float(np.linalg.norm(shift)):.0f} mm apart); the mask "
+                "belongs to another image or its header is wrong: fix it or remove the mask"
+            )
+    reference = image.grid.image(np.zeros(image.array.shape[-3:], dtype=np.uint8))
+    placed = sitk.Resample(
+        mask.grid.image(mask.array), reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0
+    )
+    return _Stored(sitk.GetArrayFromImage(placed).astype(np.uint8, copy=False), image.grid)
+
+
+def _canonical_case(
+    stored: dict[str, _Stored],
+    mask: _Stored | None,
+    where: dict[str, Path],
+    mask_path: Path | None,
+    mask_labels: dict[int, str],
+) -> LoadedCase:
+    """The LoadedCase of stored channels (and mask) in the plane the first one chooses."""
+    primary = next(iter(stored))
+    ref = stored[primary]
+    placeable = mask is not None and ref.grid is not None and mask.grid is not None
+    if placeable and not mask.grid.matches(ref.grid):  # type: ignore[union-attr]
+        mask = _place_mask(mask, ref, mask_path or where[primary])  # type: ignore[arg-type]
+    images = {name: _to_lps(s, where[name]) for name, s in stored.items()}
+    mask_lps = None if mask is None else _to_lps(mask, mask_path or where[primary])
+    first = images[primary]
+    if ref.grid is None:  # 2D non-NIfTI: as stored, orientation unknown
+        return LoadedCase(
+            {n: a[0] for n, a in images.items()}, None if mask_lps is None else mask_lps[0]
+        )
+    spacing = lps_spacing(ref.grid.spacing, ref.grid.direction)
+    plane = choose_plane(first.shape, spacing)
+    views = {n: plane_view(a, plane) for n, a in images.items()}
+    mask_view = None if mask_lps is None else plane_view(mask_lps, plane)
+    if _thin_plane(first.shape) is not None:
+        # A single slice (a 2D NIfTI file): stored as a 2D image of its true plane.
+        views = {n: v[0] for n, v in views.items()}
+        mask_view = None if mask_view is None else mask_view[0]
+    return LoadedCase(
+        views,
+        mask_view,
+        orientation_known=True,
+        mask_labels=dict(mask_labels),
+        plane=plane,
+        pixel_spacing=_view_spacing(spacing, plane),
+    )
+
+
+def load_volume_case(
+    channels: dict[str, Path],
+    mask_path: Path | None,
+    *,
+    mask_labels: dict[int, str] | None = None,
+    relabel: dict[int, int] | None = None,
+) -> LoadedCase:
+    """Read the sequences (and mask) of one volume case into a checked :class:`LoadedCase`.
+
+    A mask whose header places it differently from its image (other origin, spacing or
+    direction) is resampled onto the image's grid; see :func:`_place_mask`.
+    """
+    primary = next(iter(channels.values()))
+    stored = {channel: _read_stored(path) for channel, path in channels.items()}
+    mask = None
+    if mask_path is not None:
+        mask = _read_stored(mask_path, mask=True)
+        for old, new in (relabel or {}).items():
+            mask.array[mask.array == old] = new
+    case = _canonical_case(stored, mask, dict(channels), mask_path, mask_labels or {})
+    return _checked(case, mask_path, primary)
+
+
+def _checked(case: LoadedCase, mask_path: Path | None, primary: Path) -> LoadedCase:
+    # Name the mask file when it is the mask that does not fit, the primary image otherwise.
+    first = case.images[next(iter(case.images))]
+    misfit = case.mask is not None and case.mask.shape != first.shape
+    return check_loaded(case, mask_path if misfit and mask_path else primary)
 
 
 def _open_2d(path: Path) -> Image.Image:
@@ -263,28 +519,3 @@ def read_mask_2d(path: Path) -> np.ndarray:
         return values.astype(np.uint8)
     threshold = 127 if lossy or top > 127 else 0
     return (values > threshold).astype(np.uint8)
-
-
-def load_volume_case(
-    channels: dict[str, Path],
-    mask_path: Path | None,
-    *,
-    mask_labels: dict[int, str] | None = None,
-    relabel: dict[int, int] | None = None,
-) -> LoadedCase:
-    """Read the sequences (and mask) of one volume case into a checked :class:`LoadedCase`."""
-    primary = next(iter(channels.values()))
-    images: dict[str, np.ndarray] = {}
-    known = True
-    for channel, path in channels.items():
-        images[channel], oriented = read_volume(path)
-        known = known and oriented
-    mask = None
-    if mask_path is not None:
-        mask, _ = read_volume(mask_path, mask=True)
-        for old, new in (relabel or {}).items():
-            mask[mask == old] = new
-    # Name the mask file when it is the mask that does not fit, the primary image otherwise.
-    misfit = mask is not None and mask.shape != images[next(iter(images))].shape
-    case = LoadedCase(images, mask, orientation_known=known, mask_labels=dict(mask_labels or {}))
-    return check_loaded(case, mask_path if misfit and mask_path else primary)
