@@ -281,7 +281,7 @@ class Grid:
 
 
 @dataclass
-class _Stored:
+class Stored:
     """One file's voxels in stored index order ``(z, y, x)`` (2D files as ``(1, y, x)``, with
     ``grid`` None when the format has no 3D placement) or ``(c, z, y, x)`` for channels."""
 
@@ -289,14 +289,14 @@ class _Stored:
     grid: Grid | None
 
 
-def _read_stored(path: Path, *, mask: bool = False, channels: bool = False) -> _Stored:
+def read_stored(path: Path, *, mask: bool = False, channels: bool = False) -> Stored:
     if volume_suffix(path) not in (".nii", ".nii.gz"):
         img = _scalar_3d(read_sitk(path), path)
         view = sitk.GetArrayViewFromImage(img)
         values = to_mask(view, path) if mask else np.array(view)
         if img.GetDimension() == 2:
-            return _Stored(values[None], None)
-        return _Stored(values, Grid.of(img))
+            return Stored(values[None], None)
+        return Stored(values, Grid.of(img))
     data = read_nifti(path, channels=channels)
     values = data.array
     grid = Grid(data.origin, data.spacing, data.direction)
@@ -311,10 +311,10 @@ def _read_stored(path: Path, *, mask: bool = False, channels: bool = False) -> _
         values = out
     # Unscaled voxels keep their stored type (int16 for BraTS): half the memory of float32, and
     # slices are converted one by one when windowed and measured.
-    return _Stored(values, grid)
+    return Stored(values, grid)
 
 
-def _to_lps(stored: _Stored, where: Path) -> np.ndarray:
+def _to_lps(stored: Stored, where: Path) -> np.ndarray:
     if stored.grid is None:
         return stored.array
     try:
@@ -329,7 +329,7 @@ def read_volume(path: Path, *, mask: bool = False) -> tuple[np.ndarray, bool]:
     A 3D file comes back as LPS ``(z, y, x)``; a 2D NIfTI file as the 2D image of its plane in
     display orientation (:func:`plane_view`), oriented; other 2D files as stored, unoriented.
     NIfTI voxels are read by :mod:`._nifti_io` (ITK would zero NaNs and pad truncated files)."""
-    stored = _read_stored(path, mask=mask)
+    stored = read_stored(path, mask=mask)
     values = _to_lps(stored, path)
     if stored.grid is None:
         return values[0], False
@@ -384,7 +384,7 @@ def _view_spacing(spacing: tuple[float, float, float], plane: str) -> tuple[floa
     return {"axial": (sy, sx), "coronal": (sz, sx), "sagittal": (sz, sy)}[plane]
 
 
-def _place_mask(mask: _Stored, image: _Stored, where: Path) -> _Stored:
+def _place_mask(mask: Stored, image: Stored, where: Path) -> Stored:
     """The mask resampled (nearest neighbour) onto the image's grid by both headers; refused
     when more than :data:`MASK_OUTSIDE_LIMIT` of its lesion lies outside the image."""
     assert mask.grid is not None and image.grid is not None
@@ -406,12 +406,12 @@ def _place_mask(mask: _Stored, image: _Stored, where: Path) -> _Stored:
     placed = sitk.Resample(
         mask.grid.image(mask.array), reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0
     )
-    return _Stored(sitk.GetArrayFromImage(placed).astype(np.uint8, copy=False), image.grid)
+    return Stored(sitk.GetArrayFromImage(placed).astype(np.uint8, copy=False), image.grid)
 
 
-def _canonical_case(
-    stored: dict[str, _Stored],
-    mask: _Stored | None,
+def canonical_case(
+    stored: dict[str, Stored],
+    mask: Stored | None,
     where: dict[str, Path],
     mask_path: Path | None,
     mask_labels: dict[int, str],
@@ -460,17 +460,17 @@ def load_volume_case(
     direction) is resampled onto the image's grid; see :func:`_place_mask`.
     """
     primary = next(iter(channels.values()))
-    stored = {channel: _read_stored(path) for channel, path in channels.items()}
+    stored = {channel: read_stored(path) for channel, path in channels.items()}
     mask = None
     if mask_path is not None:
-        mask = _read_stored(mask_path, mask=True)
+        mask = read_stored(mask_path, mask=True)
         for old, new in (relabel or {}).items():
             mask.array[mask.array == old] = new
-    case = _canonical_case(stored, mask, dict(channels), mask_path, mask_labels or {})
-    return _checked(case, mask_path, primary)
+    case = canonical_case(stored, mask, dict(channels), mask_path, mask_labels or {})
+    return checked_case(case, mask_path, primary)
 
 
-def _checked(case: LoadedCase, mask_path: Path | None, primary: Path) -> LoadedCase:
+def checked_case(case: LoadedCase, mask_path: Path | None, primary: Path) -> LoadedCase:
     # Name the mask file when it is the mask that does not fit, the primary image otherwise.
     first = case.images[next(iter(case.images))]
     misfit = case.mask is not None and case.mask.shape != first.shape

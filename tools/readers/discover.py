@@ -18,11 +18,13 @@ from neuroonco.tools.readers.brats import Brats2021Reader, Brats2023Reader
 from neuroonco.tools.readers.class_folder import ClassFolderReader
 from neuroonco.tools.readers.dicom import DicomReader
 from neuroonco.tools.readers.figshare import FigshareMatReader
+from neuroonco.tools.readers.msd import MsdReader
 from neuroonco.tools.readers.nifti import NiftiReader
 from neuroonco.tools.readers.pairs import ImageMaskPairReader
 from neuroonco.tools.readers.yolo import YoloReader
 
 READERS: tuple[Reader, ...] = (
+    MsdReader(),  # imagesTr/labelsTr first: its label volumes must never be read as images
     Brats2021Reader(),
     Brats2023Reader(),
     FigshareMatReader(),
@@ -34,7 +36,8 @@ READERS: tuple[Reader, ...] = (
 )
 
 SUPPORTED = (
-    "BraTS case folders, NIfTI/MHA/NRRD volumes (+ _seg masks), DICOM series, figshare .mat "
+    "BraTS case folders, Decathlon/nnU-Net imagesTr+labelsTr, NIfTI/MHA/NRRD volumes "
+    "(+ _seg masks), DICOM series, figshare .mat "
     "(v7.3), 2D images (.jpg .png .bmp .tif .gif .webp) in class folders, with masks or YOLO labels"
 )
 
