@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -63,9 +64,11 @@ class _SliceOut:
 def source_key(case: SourceCase, root: Path) -> str:
     """Fingerprint of a case's files (relative path, size, mtime): unchanged ones are skipped."""
     h = hashlib.sha256(case.source_format.encode())
+    base = root if root.is_dir() else root.parent  # a file source pairs with its neighbours
     for path in case.files:
         st = path.stat()
-        h.update(f"|{path.relative_to(root).as_posix()}|{st.st_size}|{st.st_mtime_ns}".encode())
+        shown = Path(os.path.relpath(path, base)).as_posix()
+        h.update(f"|{shown}|{st.st_size}|{st.st_mtime_ns}".encode())
     return h.hexdigest()[:32]
 
 

@@ -77,8 +77,41 @@ def discover(root: Path) -> Iterator[SourceCase | Rejection]:
     root = Path(root).absolute()
     if not root.exists():
         raise UnreadableInput(f"{root}: no such file or folder; check the source path")
-    files = [root] if root.is_file() else list(_walk(root))
-    base = root.parent if root.is_file() else root
+    if root.is_file():
+        yield from _single_file(root)
+        return
+    yield from _discover(root, list(_walk(root)))
+
+
+# Sibling folders whose files may belong to a single file given as the source (its mask, its
+# label volume).
+_PARTNER_DIRS = {"masks", "mask", "labels", "label", "gt", "groundtruth", "segmentations",
+                 "labelstr", "labelsts"}  # fmt: skip
+
+
+def _single_file(path: Path) -> Iterator[SourceCase | Rejection]:
+    """One file given as the source keeps what its surroundings say: it is read among its
+    neighbours (its folder, a masks/ or labelsTr/ folder beside it, a dataset.json above), with
+    the folder above its own as the base, so its class folder still names its label; only what
+    concerns the file itself is yielded."""
+    folder = path.parent
+    base = folder.parent if folder.parent != folder else folder
+    near = [p for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")]
+    for sibling in sorted(base.iterdir()) if base != folder else ():
+        if sibling.is_dir() and sibling != folder and sibling.name.lower() in _PARTNER_DIRS:
+            near += list(_walk(sibling))
+    if (base / "dataset.json").is_file():
+        near.append(base / "dataset.json")
+    for item in _discover(base, near, keep=path):
+        if (isinstance(item, Rejection) and item.path == path) or (
+            isinstance(item, SourceCase) and path in item.files
+        ):
+            yield item
+
+
+def _discover(
+    base: Path, files: list[Path], keep: Path | None = None
+) -> Iterator[SourceCase | Rejection]:
     unclaimed: set[Path] = set()
     for path in files:
         # Empty label files are meaningful to YOLO (an image with no objects); others are not.
@@ -89,7 +122,7 @@ def discover(root: Path) -> Iterator[SourceCase | Rejection]:
     for reader in READERS:
         yield from reader.claim(base, unclaimed)
     for path in sorted(unclaimed):
-        if not is_sidecar(path):
+        if not is_sidecar(path) and (keep is None or path == keep):
             yield Rejection(
                 path, f"not a recognised image or volume format; supported: {SUPPORTED}"
             )

@@ -15,7 +15,7 @@ from pathlib import Path
 MAX_REASON = 400
 
 _ADDRESS = re.compile(r"\s*\(0x[0-9a-fA-F]+\)")
-_ITK_PREFIX = re.compile(r"^(?:s?itk::)?(?:ERROR|WARNING|ExceptionObject)\s*:?\s*", re.I)
+_ITK_PREFIX = re.compile(r"^(?:s?itk(?:::|\s+))?(?:ERROR|WARNING|ExceptionObject)\s*:?\s*", re.I)
 # An absolute POSIX or Windows path (its components may not contain whitespace or quotes).
 _ABS_PATH = re.compile(r"""(?<![\w.])(?:[A-Za-z]:\\|/)[^\s'"():,;]+""")
 
