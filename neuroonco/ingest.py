@@ -10,6 +10,7 @@ the same tree adds nothing (each case's files are fingerprinted in ``ingested_so
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from collections import deque
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import sqlite_utils
+from PIL import Image
 
 from neuroonco import store
 from neuroonco.errors import NeuroOncoError, UnreadableInput
@@ -79,6 +81,11 @@ def _shown_path(root: Path, path: Path) -> str:
     except ValueError:
         return path.name
     return rel.as_posix() if rel.parts else path.name
+
+
+def _decode_png(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as img:
+        return np.asarray(img.convert("L"))
 
 
 def _short_hash(*parts: object) -> str:
@@ -153,6 +160,7 @@ def slice_case(
                         "measurements": store.dumps(facts),
                         "content_hash": content_hash,
                         "perceptual_hash": dedup.perceptual_hash(img8),
+                        "detail_hash": dedup.detail_hash(img8),
                         "mask_kind": case.mask_kind if mask2d is not None else None,
                         "split_hint": case.split_hint,
                     },
@@ -208,9 +216,14 @@ class Ingestor:
         self.images = store.images_dir(db_path)
         self.salt = phi.load_or_create_salt(db_path.with_suffix(".salt"))
         rows = db.execute(
-            "select id, content_hash, perceptual_hash, subject_id from slices order by rowid"
+            "select id, content_hash, perceptual_hash, subject_id, detail_hash, image_path "
+            "from slices order by rowid"
         ).fetchall()
-        self.index = dedup.DuplicateIndex(rows, threshold=options.near_duplicate_bits)
+        # Near-duplicate candidates are confirmed on their stored pixels (see tools/dedup).
+        self._image_paths: dict[str, str] = {r[0]: r[5] for r in rows if r[5]}
+        self.index = dedup.DuplicateIndex(
+            (r[:5] for r in rows), threshold=options.near_duplicate_bits, loader=self._pixels
+        )
         self.done = {r[0] for r in db.execute("select source_key from ingested_sources")}
         self.summary = IngestSummary()
         self.identifiers: set[str] = set()
@@ -280,7 +293,11 @@ class Ingestor:
             # Near-duplicates are sought among other subjects only: two positions or sequences
             # of one patient look alike without being copies of each other.
             row["duplicate_of"] = self.index.find(
-                row["content_hash"], row["perceptual_hash"], row["subject_id"]
+                row["content_hash"],
+                row["perceptual_hash"],
+                row["subject_id"],
+                detail=row.get("detail_hash"),
+                pixels=lambda png=s.png: _decode_png(png),
             )
             if row["duplicate_of"] == row["id"]:  # the very same slice re-read: nothing new
                 continue
@@ -292,8 +309,13 @@ class Ingestor:
             )
             row["created_at"] = store.now()
             self.index.add(
-                row["id"], row["content_hash"], row["perceptual_hash"], row["subject_id"]
+                row["id"],
+                row["content_hash"],
+                row["perceptual_hash"],
+                row["subject_id"],
+                detail=row.get("detail_hash"),
             )
+            self._image_paths[row["id"]] = row["image_path"]
             rows.append(row)
         with store.transaction(self.db):
             self.db["slices"].insert_all(rows, ignore=True, alter=True)
@@ -307,6 +329,14 @@ class Ingestor:
         self.summary.duplicates += sum(1 for r in rows if r["duplicate_of"])
         fmt = case.source_format
         self.summary.by_format[fmt] = self.summary.by_format.get(fmt, 0) + len(rows)
+
+    def _pixels(self, slice_id: str) -> np.ndarray | None:
+        """A stored slice's image, for the near-duplicate pixel check (None if gone)."""
+        rel = self._image_paths.get(slice_id)
+        try:
+            return None if rel is None else _decode_png((self.base / rel).read_bytes())
+        except (OSError, ValueError):
+            return None
 
     def _write_png(self, name: str, data: bytes) -> str:
         path = self.images / name[-2:] / f"{name}.png"

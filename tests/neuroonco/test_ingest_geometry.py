@@ -158,3 +158,30 @@ def test_rejection_reasons_are_one_line_and_libraries_stay_quiet(tmp_path: Path,
     assert "junk.mha" in reasons["src/bad/junk.mha"]
     paths = {r["source_path"] for r in _rows(db)}
     assert {"bad/misnamed.nii.gz", "warns.nii", "glioma_palette.png"} <= paths
+
+
+def test_symmetric_copies_are_duplicates_and_1mm_neighbours_are_not(tmp_path: Path) -> None:
+    data, _ = _anat()
+    vol = data.astype(np.float32)
+
+    def template(plane: np.ndarray) -> np.ndarray:  # mirror-symmetric, as brain templates are
+        sym = (plane.T + plane.T[:, ::-1]) / 2
+        big = np.asarray(Image.fromarray(sym).resize((192, 160), Image.Resampling.BICUBIC))
+        return np.clip(big / vol.max() * 255, 0, 255).astype(np.uint8)
+
+    z = 13
+    a = tmp_path / "one" / "glioma" / "t.png"
+    a.parent.mkdir(parents=True)
+    Image.fromarray(template(vol[:, :, z])).save(a)
+    b = tmp_path / "two" / "glioma" / "t_copy.jpg"
+    b.parent.mkdir(parents=True)
+    Image.fromarray(template(vol[:, :, z])).save(b, quality=70)
+    c = tmp_path / "three" / "glioma" / "t_up.png"
+    c.parent.mkdir(parents=True)
+    Image.fromarray(template((vol[:, :, z] + vol[:, :, z + 1]) / 2)).save(c)  # 1 mm higher
+    db = tmp_path / "db" / "n.db"
+    ingest([a.parents[1], b.parents[1], c.parents[1]], db)
+    rows = {r["source_path"]: r for r in _rows(db)}
+    original = rows["glioma/t.png"]
+    assert rows["glioma/t_copy.jpg"]["duplicate_of"] == original["id"]
+    assert rows["glioma/t_up.png"]["duplicate_of"] is None
