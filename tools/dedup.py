@@ -40,6 +40,7 @@ DETAIL_STRICT = 12  # of 256: a near duplicate without a pixel check (re-encodes
 PIXEL_ZMAD = 0.07  # mean absolute difference of standardised 32x32 block means
 THUMB = 32
 MAX_CHECKS = 8  # candidates pixel-checked per lookup, nearest first
+THUMB_CACHE = 4096  # stored slices' thumbnails kept (4 KiB each): candidates recur
 
 
 def pixel_hash(arr: np.ndarray) -> str:
@@ -149,6 +150,7 @@ class DuplicateIndex:
     ) -> None:
         self.threshold = threshold
         self.loader = loader
+        self._thumbs: dict[str, np.ndarray | None] = {}
         self._exact: dict[str, str] = {}
         self._ids: list[str] = []
         self._group_codes: dict[str, int] = {}
@@ -189,6 +191,14 @@ class DuplicateIndex:
             self._groups[row] = self._group_codes.setdefault(group_id, len(self._group_codes))
         self._ids.append(slice_id)
 
+    def _thumbnail(self, slice_id: str) -> np.ndarray | None:
+        if slice_id not in self._thumbs:
+            if len(self._thumbs) >= THUMB_CACHE:  # oldest first out: memory stays bounded
+                del self._thumbs[next(iter(self._thumbs))]
+            pixels = self.loader(slice_id) if self.loader is not None else None
+            self._thumbs[slice_id] = None if pixels is None else thumbnail(pixels)
+        return self._thumbs[slice_id]
+
     def find(
         self,
         content_hash: str,
@@ -227,8 +237,8 @@ class DuplicateIndex:
         if self.loader is not None and pixels is not None:
             query = thumbnail(pixels())
             for row in order[:MAX_CHECKS]:
-                stored = self.loader(self._ids[int(row)])
-                if stored is not None and pixels_match(query, thumbnail(stored)):
+                stored = self._thumbnail(self._ids[int(row)])
+                if stored is not None and pixels_match(query, stored):
                     return self._ids[int(row)]
             return None
         # No pixels: the detail hash decides where both slices have one, else the pHash.
