@@ -8,6 +8,7 @@ truncation); a 2D image is read with Pillow as stored. Masks become uint8.
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from dataclasses import dataclass
@@ -437,6 +438,13 @@ def canonical_case(
     plane = choose_plane(first.shape, spacing)
     views = {n: plane_view(a, plane) for n, a in images.items()}
     mask_view = None if mask_lps is None else plane_view(mask_lps, plane)
+    pixel = _view_spacing(spacing, plane)
+    if not math.isclose(pixel[0], pixel[1], rel_tol=SQUARE_TOLERANCE):
+        # Slices of a volume re-indexed from another plane (or with oblong pixels): resampled
+        # to square pixels at the finer spacing, so shapes and sizes are measured undistorted.
+        views = {n: square_pixels(v, pixel) for n, v in views.items()}
+        mask_view = None if mask_view is None else square_pixels(mask_view, pixel, nearest=True)
+        pixel = (min(pixel), min(pixel))
     if _thin_plane(first.shape) is not None:
         # A single slice (a 2D NIfTI file): stored as a 2D image of its true plane.
         views = {n: v[0] for n, v in views.items()}
@@ -447,8 +455,38 @@ def canonical_case(
         orientation_known=True,
         mask_labels=dict(mask_labels),
         plane=plane,
-        pixel_spacing=_view_spacing(spacing, plane),
+        pixel_spacing=pixel,
     )
+
+
+# Row and column spacings closer than this (relative) count as square pixels.
+SQUARE_TOLERANCE = 0.02
+
+
+def square_pixels(
+    view: np.ndarray, spacing: tuple[float, float], *, nearest: bool = False
+) -> np.ndarray:
+    """A ``(slice, row, col)`` view resampled in-plane to square pixels of the finer spacing
+    (linear for intensities, nearest neighbour for masks), keeping the field of view."""
+    rows, cols = view.shape[1:]
+    fine = min(spacing)
+    size = (max(1, round(cols * spacing[1] / fine)), max(1, round(rows * spacing[0] / fine)))
+    img = sitk.GetImageFromArray(np.ascontiguousarray(view))
+    img.SetSpacing((spacing[1], spacing[0], 1.0))
+    # Voxel centres: the new grid starts half a (new) pixel inside the old field of view.
+    origin = (-spacing[1] / 2 + fine / 2, -spacing[0] / 2 + fine / 2, 0.0)
+    out = sitk.Resample(
+        img,
+        (size[0], size[1], view.shape[0]),
+        sitk.Transform(),
+        sitk.sitkNearestNeighbor if nearest else sitk.sitkLinear,
+        origin,
+        (fine, fine, 1.0),
+        (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0),
+        0,
+        img.GetPixelID(),
+    )
+    return sitk.GetArrayFromImage(out)
 
 
 def load_volume_case(

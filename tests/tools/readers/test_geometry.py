@@ -180,3 +180,18 @@ def test_label_volume_is_not_an_image() -> None:
     # standard.nii.gz is a real 0/1 volume: read as an MR image it would be a fake slice.
     with pytest.raises(UnreadableInput, match="label map"):
         load_volume_case({"unknown": STANDARD}, None)
+
+
+def test_oblong_pixels_are_resampled_square_at_the_finer_spacing(tmp_path: Path) -> None:
+    data, affine = _anat()
+    # The same brain with 3 mm between sagittal planes (ratio 1.5: still sliced axially).
+    stretched = affine @ np.diag([1.5, 1.0, 1.0, 1.0])
+    path = _save(tmp_path / "oblong.nii.gz", data, stretched)
+    mask = _save(tmp_path / "oblong_seg.nii.gz", _lesion(data.shape), stretched)
+    loaded = load_volume_case({"t1": path}, mask)
+    assert loaded.plane == "axial" and loaded.pixel_spacing == (2.0, 2.0)
+    # 33 columns of 3 mm become 50 (49.5) columns of 2 mm; rows and slices are unchanged.
+    assert loaded.images["t1"].shape == (25, 41, 50) and loaded.mask.shape == (25, 41, 50)
+    # The lesion keeps its physical width: 6 planes x 3 mm = 18 mm = 9 columns of 2 mm.
+    cols = np.flatnonzero(loaded.mask.any(axis=(0, 1)))
+    assert 8 <= len(cols) <= 10 and set(np.unique(loaded.mask)) == {0, 1}

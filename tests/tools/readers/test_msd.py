@@ -193,3 +193,11 @@ def test_unreadable_dataset_json_is_a_reason(tmp_path: Path, bad: str) -> None:
     (task / "dataset.json").write_text(bad)
     cases, rejections, _ = claim_all(MsdReader(), tmp_path)
     assert not cases and all("dataset.json is not readable JSON" in r.reason for r in rejections)
+
+
+def test_single_decathlon_file_keeps_its_label_volume_and_channels(tmp_path: Path) -> None:
+    task = build_decathlon(tmp_path)
+    (case,) = list(discover(task / "imagesTr" / "BRATS_001.nii.gz"))
+    assert case.source_format == "msd" and case.mask_kind == "segmentation"
+    assert case.modalities == (Modality.flair, Modality.t1, Modality.t1ce, Modality.t2)
+    assert [p.parent.name for p in case.files] == ["imagesTr", "labelsTr"]
