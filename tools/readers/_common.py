@@ -489,6 +489,26 @@ def square_pixels(
     return sitk.GetArrayFromImage(out)
 
 
+# A 2D mask is a label map, binary with anti-aliased or compressed edges: a mask with more than
+# this share of its pixels in mid-tones (between a quarter and three quarters of its maximum),
+# spread over many grey levels, is a picture or a probability map.
+MID_TONE_LIMIT = 0.05
+MID_TONE_LEVELS = 16
+
+
+def _refuse_grey_mask(values: np.ndarray, top: int, path: Path) -> None:
+    if top == 0 or values.size == 0:
+        return
+    mid = values[(values > top / 4) & (values < 3 * top / 4)]
+    share = mid.size / values.size
+    if share > MID_TONE_LIMIT and len(np.unique(mid)) > MID_TONE_LEVELS:
+        raise UnreadableInput(
+            f"{path.name}: not a label map: {share:.0%} of its pixels are mid-grey over "
+            f"{len(np.unique(values))} levels (an image or probability map used as a mask?); "
+            "give the binary or labelled mask instead"
+        )
+
+
 def load_volume_case(
     channels: dict[str, Path],
     mask_path: Path | None,
@@ -559,5 +579,6 @@ def read_mask_2d(path: Path) -> np.ndarray:
     top = int(values.max()) if values.size else 0
     if not lossy and top <= MAX_MASK_LABEL:
         return values.astype(np.uint8)
+    _refuse_grey_mask(values, top, path)
     threshold = 127 if lossy or top > 127 else 0
     return (values > threshold).astype(np.uint8)
