@@ -509,6 +509,20 @@ def _refuse_grey_mask(values: np.ndarray, top: int, path: Path) -> None:
         )
 
 
+def sitk_case(img: sitk.Image, channel: str, where: Path) -> LoadedCase:
+    """A checked one-channel :class:`LoadedCase` of an image already read by SimpleITK (a DICOM
+    series), with the geometry rules of :func:`canonical_case`: thick sagittal or coronal stacks
+    keep their plane, oblong pixels are made square, a single slice is a 2D image of its plane.
+    """
+    img = _scalar_3d(img, where)
+    view = sitk.GetArrayViewFromImage(img)
+    if img.GetDimension() == 2:
+        return check_loaded(LoadedCase({channel: np.array(view)}), where)
+    stored = Stored(np.array(view), Grid.of(img))
+    return checked_case(canonical_case({channel: stored}, None, {channel: where}, None, {}), None,
+                        where)  # fmt: skip
+
+
 def load_volume_case(
     channels: dict[str, Path],
     mask_path: Path | None,

@@ -195,3 +195,17 @@ def test_oblong_pixels_are_resampled_square_at_the_finer_spacing(tmp_path: Path)
     # The lesion keeps its physical width: 6 planes x 3 mm = 18 mm = 9 columns of 2 mm.
     cols = np.flatnonzero(loaded.mask.any(axis=(0, 1)))
     assert 8 <= len(cols) <= 10 and set(np.unique(loaded.mask)) == {0, 1}
+
+
+def test_sitk_case_gives_a_dicom_style_series_its_plane() -> None:
+    import SimpleITK as sitk
+
+    from neuroonco.tools.readers._common import sitk_case
+
+    img = sitk.ReadImage(str(ANATOMICAL))
+    thick = img[::4, :, :]  # every 4th sagittal plane, as a thick sagittal series would be
+    loaded = sitk_case(thick, "t2", ANATOMICAL)
+    assert loaded.plane == "sagittal" and loaded.images["t2"].shape == (9, 25, 41)
+    full = sitk_case(img, "t2", ANATOMICAL)
+    assert full.plane == "axial"
+    np.testing.assert_array_equal(full.images["t2"], read_volume(ANATOMICAL)[0])
