@@ -36,12 +36,21 @@ from neuroonco.tools.readers._common import (
     canonical_case,
     checked_case,
     folder_label,
+    is_image_2d,
     modality_from_text,
+    read_image_2d,
+    read_mask_2d,
     read_stored,
     strip_suffix,
     volume_suffix,
 )
-from neuroonco.tools.readers.base import UNKNOWN_CHANNEL, LoadedCase, Rejection, SourceCase
+from neuroonco.tools.readers.base import (
+    UNKNOWN_CHANNEL,
+    LoadedCase,
+    Rejection,
+    SourceCase,
+    check_loaded,
+)
 
 IMAGE_DIRS = {"imagestr": "train", "imagests": "test", "imagesva": "val", "imagesval": "val"}
 LABEL_DIRS = {"labelstr", "labelsts", "labelsva", "labelsval"}
@@ -162,7 +171,15 @@ def load_msd_case(
     mask_labels: dict[int, str],
 ) -> LoadedCase:
     """Read one case: a single 4D file (``files`` maps every channel to it) or one 3D file per
-    channel; the label volume becomes the mask."""
+    channel; the label volume becomes the mask. A 2D nnU-Net dataset (PNG channels) gives 2D
+    images as stored."""
+    first = next(iter(files.values()))
+    if is_image_2d(first):
+        images = {key: read_image_2d(files[i]) for i, key in channels.items()}
+        mask2d = None if label is None else read_mask_2d(label)
+        misfit = mask2d is not None and mask2d.shape != images[next(iter(images))].shape
+        loaded = LoadedCase(images, mask2d, mask_labels=dict(mask_labels))
+        return check_loaded(loaded, label if misfit and label else first)
     stored: dict[str, Stored] = {}
     where: dict[str, Path] = {}
     cache: dict[Path, Stored] = {}
@@ -191,6 +208,12 @@ def load_msd_case(
     return checked_case(case, label, next(iter(where.values())))
 
 
+def _split_key(folder: str) -> str:
+    """``imagesTr``/``labelsTr`` -> ``tr``: the part that pairs an image folder with its labels."""
+    name = folder.casefold()
+    return name.removeprefix("images").removeprefix("labels")
+
+
 def _dataset_dir(path: Path) -> Path | None:
     parent = path.parent.name.casefold()
     if parent in IMAGE_DIRS or parent in LABEL_DIRS:
@@ -205,7 +228,7 @@ class MsdReader:
         datasets: dict[Path, list[Path]] = defaultdict(list)
         for path in sorted(unclaimed):
             folder = _dataset_dir(path)
-            if folder is not None and volume_suffix(path):
+            if folder is not None and (volume_suffix(path) or is_image_2d(path)):
                 datasets[folder].append(path)
         for folder, paths in datasets.items():
             unclaimed.difference_update(paths)
@@ -230,8 +253,11 @@ class MsdReader:
                     "(T1, T1 post-contrast, T2, FLAIR); rename them in dataset.json",
                 )
             return
+        # labelsTr/ pairs with imagesTr/, labelsTs/ with imagesTs/ (same-named cases differ).
         labels = {
-            strip_suffix(p).casefold(): p for p in paths if p.parent.name.casefold() in LABEL_DIRS
+            (_split_key(p.parent.name), strip_suffix(p).casefold()): p
+            for p in paths
+            if p.parent.name.casefold() in LABEL_DIRS
         }
         cases: dict[tuple[Path, str], dict[int, Path]] = defaultdict(dict)
         for path in paths:
@@ -246,9 +272,7 @@ class MsdReader:
                 cases[(path.parent, stem)] = dict.fromkeys(channels, path)
         used: set[Path] = set()
         for (images_dir, case_id), files in sorted(cases.items()):
-            label = labels.get(case_id.casefold())
-            if label is not None and images_dir.name.casefold() == "imagests":
-                label = None  # a test image has no training label; same-named files differ
+            label = labels.get((_split_key(images_dir.name), case_id.casefold()))
             missing = [i for i in channels if i not in files]
             if missing:
                 need = ", ".join(

@@ -201,3 +201,31 @@ def test_single_decathlon_file_keeps_its_label_volume_and_channels(tmp_path: Pat
     assert case.source_format == "msd" and case.mask_kind == "segmentation"
     assert case.modalities == (Modality.flair, Modality.t1, Modality.t1ce, Modality.t2)
     assert [p.parent.name for p in case.files] == ["imagesTr", "labelsTr"]
+
+
+def test_2d_nnunet_png_labels_are_masks_and_test_labels_pair_with_test_images(
+    tmp_path: Path,
+) -> None:
+    from PIL import Image
+
+    task = tmp_path / "Dataset002_Slices"
+    data, _ = _anat()
+    picture = (data[:, :, 12].T / data.max() * 255).clip(0, 255).astype(np.uint8)
+    labels = np.zeros(picture.shape, np.uint8)
+    labels[10:20, 8:16] = 1
+    for images, masks in (("imagesTr", "labelsTr"), ("imagesTs", "labelsTs")):
+        (task / images).mkdir(parents=True)
+        (task / masks).mkdir()
+        Image.fromarray(picture).save(task / images / "s1_0000.png")
+        Image.fromarray(labels * (2 if images == "imagesTs" else 1)).save(task / masks / "s1.png")
+    (task / "dataset.json").write_text(json.dumps({"channel_names": {"0": "FLAIR"},
+                                                   "labels": {"background": 0, "tumour": 1},
+                                                   "file_ending": ".png"}))  # fmt: skip
+    cases, rejections, left = claim_all(MsdReader(), tmp_path)
+    assert not rejections and not left and len(cases) == 2
+    by_split = {c.split_hint: c for c in cases}
+    assert [p.parent.name for p in by_split["test"].files] == ["imagesTs", "labelsTs"]
+    train = by_split["train"].load()
+    np.testing.assert_array_equal(train.mask, labels)
+    np.testing.assert_array_equal(by_split["test"].load().mask, labels * 2)
+    assert train.images["flair"].shape == picture.shape
