@@ -10,6 +10,7 @@ the same tree adds nothing (each case's files are fingerprinted in ``ingested_so
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -22,12 +23,14 @@ from typing import Any
 
 import numpy as np
 import sqlite_utils
+from PIL import Image
 
 from neuroonco import store
 from neuroonco.errors import NeuroOncoError, UnreadableInput
 from neuroonco.tools import dedup, measurements, phi, slicing
 from neuroonco.tools.readers.base import LoadedCase, Rejection, SourceCase
 from neuroonco.tools.readers.discover import discover
+from neuroonco.tools.readers.reasons import one_line
 
 
 @dataclass
@@ -64,11 +67,12 @@ class _SliceOut:
 def source_key(case: SourceCase, root: Path) -> str:
     """Fingerprint of a case's files (relative path, size, mtime): unchanged ones are skipped."""
     h = hashlib.sha256(case.source_format.encode())
+    base = root if root.is_dir() else root.parent  # a file source pairs with its neighbours
     for path in case.files:
         st = path.stat()
-        rel = path.relative_to(root).as_posix()
+        shown = Path(os.path.relpath(path, base)).as_posix()
         # surrogateescape: a file name that is not UTF-8 (Latin-1 bytes) hashes as its bytes.
-        h.update(f"|{rel}|{st.st_size}|{st.st_mtime_ns}".encode("utf-8", "surrogateescape"))
+        h.update(f"|{shown}|{st.st_size}|{st.st_mtime_ns}".encode("utf-8", "surrogateescape"))
     return h.hexdigest()[:32]
 
 
@@ -128,6 +132,11 @@ class IdentifierScopes:
         return tuple(sorted(found))
 
 
+def _decode_png(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as img:
+        return np.asarray(img.convert("L"))
+
+
 def _short_hash(*parts: object) -> str:
     joined = "|".join(map(str, parts))
     return hashlib.sha256(joined.encode("utf-8", "surrogateescape")).hexdigest()[:20]
@@ -177,7 +186,7 @@ def slice_case(
         mask2d = None if loaded.mask is None else np.ascontiguousarray(pick(loaded.mask))
         raw2d = {name: np.asarray(pick(img), np.float32) for name, img in loaded.images.items()}
         group_id = "grp-" + _short_hash(subject, rel, index)
-        facts = _measure(raw2d, mask2d, loaded)
+        facts = _measure(raw2d, mask2d, loaded, index)
         # One mask per position: the sequences of a group share it (and its file).
         mask_png = None if mask2d is None else slicing.to_png_bytes(mask2d)
         for channel, img2d in raw2d.items():
@@ -195,12 +204,13 @@ def slice_case(
                         "subject_id": subject,
                         "group_id": group_id,
                         "modality": modality,
-                        "plane": "axial" if index is not None else None,
+                        "plane": loaded.plane or ("axial" if index is not None else None),
                         "slice_index": index,
                         "label": _label(case, mask2d, choice),
                         "measurements": store.dumps(facts),
                         "content_hash": content_hash,
                         "perceptual_hash": dedup.perceptual_hash(img8),
+                        "detail_hash": dedup.detail_hash(img8),
                         "mask_kind": case.mask_kind if mask2d is not None else None,
                         "split_hint": case.split_hint,
                     },
@@ -212,13 +222,20 @@ def slice_case(
 
 
 def _measure(
-    raw2d: dict[str, np.ndarray], mask2d: np.ndarray | None, loaded: LoadedCase
+    raw2d: dict[str, np.ndarray], mask2d: np.ndarray | None, loaded: LoadedCase, index: int | None
 ) -> dict[str, Any] | None:
     if mask2d is None:
         return None
+    n = next(iter(loaded.images.values())).shape[0]
     facts = measurements.measure_mask(
-        mask2d, orientation_known=loaded.orientation_known, mask_labels=loaded.mask_labels
+        mask2d,
+        orientation_known=loaded.orientation_known,
+        mask_labels=loaded.mask_labels,
+        plane=loaded.plane,
+        slice_position=None if index is None else (index + 0.5) / n,
     )
+    if facts is not None and loaded.pixel_spacing is not None:
+        facts["pixel_spacing_mm"] = [round(float(v), 4) for v in loaded.pixel_spacing]
     if facts is None:  # an empty mask is a measured fact: no lesion on this slice
         return {"area_fraction": 0.0, "components": 0, "lesion": False}
     facts["lesion"] = True
@@ -249,9 +266,14 @@ class Ingestor:
         self.images = store.images_dir(db_path)
         self.salt = phi.load_or_create_salt(db_path.with_suffix(".salt"))
         rows = db.execute(
-            "select id, content_hash, perceptual_hash, subject_id from slices order by rowid"
+            "select id, content_hash, perceptual_hash, subject_id, detail_hash, image_path "
+            "from slices order by rowid"
         ).fetchall()
-        self.index = dedup.DuplicateIndex(rows, threshold=options.near_duplicate_bits)
+        # Near-duplicate candidates are confirmed on their stored pixels (see tools/dedup).
+        self._image_paths: dict[str, str] = {r[0]: r[5] for r in rows if r[5]}
+        self.index = dedup.DuplicateIndex(
+            (r[:5] for r in rows), threshold=options.near_duplicate_bits, loader=self._pixels
+        )
         self.done = {r[0] for r in db.execute("select source_key from ingested_sources")}
         self.summary = IngestSummary()
         self.scopes: IdentifierScopes  # set by run(), per source root
@@ -326,7 +348,11 @@ class Ingestor:
             # Near-duplicates are sought among other subjects only: two positions or sequences
             # of one patient look alike without being copies of each other.
             row["duplicate_of"] = self.index.find(
-                row["content_hash"], row["perceptual_hash"], row["subject_id"]
+                row["content_hash"],
+                row["perceptual_hash"],
+                row["subject_id"],
+                detail=row.get("detail_hash"),
+                pixels=lambda png=s.png: _decode_png(png),
             )
             if row["duplicate_of"] == row["id"]:  # the very same slice re-read: nothing new
                 continue
@@ -338,8 +364,13 @@ class Ingestor:
             )
             row["created_at"] = store.now()
             self.index.add(
-                row["id"], row["content_hash"], row["perceptual_hash"], row["subject_id"]
+                row["id"],
+                row["content_hash"],
+                row["perceptual_hash"],
+                row["subject_id"],
+                detail=row.get("detail_hash"),
             )
+            self._image_paths[row["id"]] = row["image_path"]
             rows.append(row)
         with store.transaction(self.db):
             self.db["slices"].insert_all(rows, ignore=True, alter=True)
@@ -354,6 +385,14 @@ class Ingestor:
         fmt = case.source_format
         self.summary.by_format[fmt] = self.summary.by_format.get(fmt, 0) + len(rows)
 
+    def _pixels(self, slice_id: str) -> np.ndarray | None:
+        """A stored slice's image, for the near-duplicate pixel check (None if gone)."""
+        rel = self._image_paths.get(slice_id)
+        try:
+            return None if rel is None else _decode_png((self.base / rel).read_bytes())
+        except (OSError, ValueError):
+            return None
+
     def _write_png(self, name: str, data: bytes) -> str:
         path = self.images / name[-2:] / f"{name}.png"
         if not path.exists():  # a group's mask is shared by its sequences: written once
@@ -366,9 +405,10 @@ class Ingestor:
         shown = phi.scrub_relative_path(
             f"{root.name}/{_shown_path(root, rejection.path)}", ids, self.salt
         )
-        # Reasons name files by absolute path; the store keeps them as shown (relative, scrubbed).
+        # Reasons name files by absolute path; the store keeps them as shown (relative, scrubbed),
+        # on one line with no library paths (see readers.reasons).
         reason = rejection.reason.replace(str(rejection.path), shown)
-        reason = phi.scrub_text(reason.replace(str(root), root.name), ids, whole_words=True)
+        reason = phi.scrub_text(one_line(reason, root), ids, whole_words=True)
         known = self.db.execute(
             "select reason from rejected_inputs where path = ?", [shown]
         ).fetchone()

@@ -151,6 +151,14 @@ def m003_call_target(db: sqlite_utils.Database) -> None:
         db["agent_calls"].add_column("target", str)
 
 
+@migration
+def m006_geom_detail_hash(db: sqlite_utils.Database) -> None:
+    """A second, orientation-sensitive perceptual hash per slice (tools/dedup.detail_hash): the
+    DCT pHash has no signal on left-right symmetric images."""
+    if "detail_hash" not in db["slices"].columns_dict:
+        db["slices"].add_column("detail_hash", str)
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 

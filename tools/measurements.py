@@ -121,8 +121,27 @@ def _location(cx: float, cy: float) -> str:
     return "center" if row == col == "center" else f"{row}_{col}"
 
 
+# A sagittal slice within this share of the volume's width of its middle is on the midline.
+SAGITTAL_MIDLINE = 0.05
+
+
+def sagittal_side(position: float | None) -> str | None:
+    """The patient's side of a sagittal slice at ``position`` (0 = the volume's patient-right
+    edge, 1 = its left edge), or None when the slice's position is unknown."""
+    if position is None:
+        return None
+    if abs(position - 0.5) <= SAGITTAL_MIDLINE:
+        return "midline"
+    return "right" if position < 0.5 else "left"
+
+
 def measure_mask(
-    mask: np.ndarray, *, orientation_known: bool, mask_labels: dict[int, str] | None = None
+    mask: np.ndarray,
+    *,
+    orientation_known: bool,
+    mask_labels: dict[int, str] | None = None,
+    plane: str | None = None,
+    slice_position: float | None = None,
 ) -> dict | None:
     """Geometry of the lesion in a 2D label map, or ``None`` when the mask is empty.
 
@@ -132,6 +151,10 @@ def measure_mask(
     Components below ``max(SPECK_MIN_PX, SPECK_MIN_SHARE * lesion area)`` pixels are specks:
     they count in ``area_px`` but not in ``components``, ``largest_component_ratio`` or
     ``spread``.
+
+    A sagittal slice shows no left and right: its laterality is the side of the slice itself
+    (``slice_position`` across the volume, see :func:`sagittal_side`; None when unknown) and no
+    image left/right shares are given.
     """
     mask = np.asarray(mask)
     if mask.ndim != 2:
@@ -171,6 +194,10 @@ def measure_mask(
         "laterality": side,
         "laterality_source": "orientation" if orientation_known else "radiological_convention",
     }
+    if plane == "sagittal":
+        del result["image_left_share"], result["image_right_share"]
+        result["laterality"] = sagittal_side(slice_position)
+        result["laterality_source"] = "slice_position" if slice_position is not None else None
     values, counts = np.unique(mask[lesion], return_counts=True)
     if mask_labels and len(values) > 1:
         result["subregions"] = {

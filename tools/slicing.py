@@ -1,8 +1,10 @@
 """Pure functions that turn canonical arrays into stored 2D slices: windowing, slice choice,
 label conventions and PNG encoding.
 
-Volumes are ``(z, y, x)`` as produced by the readers (see :mod:`neuroonco.tools.readers.base`),
-so ``vol[z]`` is an axial slice in radiological convention.
+Volumes are ``(slice, row, col)`` as produced by the readers (see
+:mod:`neuroonco.tools.readers.base`): ``(z, y, x)`` for axial volumes, so ``vol[z]`` is an axial
+slice in radiological convention; a thick sagittal or coronal stack is sliced along axis 0 the
+same way, in its own plane (``LoadedCase.plane``).
 """
 
 from __future__ import annotations

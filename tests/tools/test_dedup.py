@@ -10,7 +10,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from neuroonco.tools.dedup import DuplicateIndex, hamming, perceptual_hash, pixel_hash
+from neuroonco.tools.dedup import (
+    DETAIL_STRICT,
+    NEAR_THRESHOLD,
+    DuplicateIndex,
+    detail_hash,
+    hamming,
+    perceptual_hash,
+    pixel_hash,
+    pixels_match,
+    thumbnail,
+)
 
 
 def head(seed: int, size: int = 512) -> np.ndarray:
@@ -146,3 +156,67 @@ def test_lookup_is_fast_at_100k_entries() -> None:
     elapsed = time.perf_counter() - start
     assert found == [f"id{i}" for i in range(200)]
     assert elapsed / len(queries) < 0.005  # ~0.1 ms typical; loose for slow CI machines
+
+
+# --- left-right symmetric images (pHash has no signal there), on nibabel's real brain -----------
+
+
+def _symmetric_slices() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A template-like (mirror-symmetric) axial slice of a real brain, the same anatomy 1 mm
+    further up (half a 2 mm voxel, interpolated), and a JPEG re-encoding of the first."""
+    import nibabel as nib
+    from nibabel.testing import data_path
+
+    from neuroonco.tools.slicing import apply_window, window_bounds
+
+    vol = np.asarray(nib.load(f"{data_path}/anatomical.nii").dataobj).astype(np.float32)
+    lo, hi = window_bounds(vol)
+
+    def shown(plane: np.ndarray) -> np.ndarray:
+        sym = (plane.T + plane.T[:, ::-1]) / 2
+        big = Image.fromarray(sym).resize((192, 160), Image.Resampling.BICUBIC)
+        return apply_window(np.asarray(big), lo, hi)
+
+    z = 13
+    here = shown(vol[:, :, z])
+    above = shown((vol[:, :, z] + vol[:, :, z + 1]) / 2)
+    buf = io.BytesIO()
+    Image.fromarray(here).save(buf, format="JPEG", quality=70)
+    return here, above, np.asarray(Image.open(buf).convert("L"))
+
+
+def _index_of(images: dict[str, np.ndarray]) -> DuplicateIndex:
+    index = DuplicateIndex(loader=images.get)
+    for name, img in images.items():
+        index.add(name, pixel_hash(img), perceptual_hash(img), name, detail=detail_hash(img))
+    return index
+
+
+def test_symmetric_jpeg_copy_is_found_and_a_1mm_neighbour_is_not() -> None:
+    here, above, copy = _symmetric_slices()
+    # The failure being fixed: pHash sees the copy far away and the neighbour close by.
+    assert hamming(perceptual_hash(here), perceptual_hash(copy)) > NEAR_THRESHOLD
+    assert hamming(perceptual_hash(here), perceptual_hash(above)) <= NEAR_THRESHOLD
+    index = _index_of({"here": here})
+
+    def find(img: np.ndarray, **kw) -> str | None:
+        return index.find(pixel_hash(img), perceptual_hash(img), "query",
+                          detail=detail_hash(img), **kw)  # fmt: skip
+
+    assert find(copy, pixels=lambda: copy) == "here"
+    assert find(above, pixels=lambda: above) is None
+    # Without pixels the two hashes still decide alike.
+    assert find(copy) == "here" and find(above) is None
+
+
+def test_detail_hash_is_orientation_sensitive() -> None:
+    here, _, _ = _symmetric_slices()
+    lesion = here.copy()
+    lesion[40:90, 20:70] = 255  # a bright lesion on the image's left
+    mirrored = np.ascontiguousarray(lesion[:, ::-1])  # now on the right: another image
+    assert len(detail_hash(lesion)) == 64
+    assert hamming(detail_hash(lesion), detail_hash(mirrored)) > DETAIL_STRICT
+    assert not pixels_match(thumbnail(lesion), thumbnail(mirrored))
+    index = _index_of({"left": lesion})
+    assert index.find(pixel_hash(mirrored), perceptual_hash(mirrored), "q",
+                      detail=detail_hash(mirrored), pixels=lambda: mirrored) is None  # fmt: skip

@@ -366,3 +366,21 @@ def test_negative_scale_gives_no_ratio_hints() -> None:
 def test_shape_mismatch_is_an_error() -> None:
     with pytest.raises(ValueError, match="shape"):
         intensity_stats({"t1": np.ones((10, 10))}, LESION)
+
+
+def test_sagittal_laterality_is_the_slice_position() -> None:
+    from neuroonco.tools.measurements import sagittal_side
+
+    mask = np.zeros((40, 40), np.uint8)
+    mask[5:15, 2:12] = 1  # on the image's left: meaningless for side in a sagittal slice
+    for position, side in ((0.2, "right"), (0.52, "midline"), (0.8, "left")):
+        facts = measure_mask(
+            mask, orientation_known=True, plane="sagittal", slice_position=position
+        )
+        assert facts["laterality"] == side and facts["laterality_source"] == "slice_position"
+        assert "image_left_share" not in facts
+    assert sagittal_side(None) is None
+    unknown = measure_mask(mask, orientation_known=True, plane="sagittal")
+    assert unknown["laterality"] is None and unknown["laterality_source"] is None
+    # Axial and coronal slices keep the image-half rule (radiological: image left = patient right).
+    assert measure_mask(mask, orientation_known=True, plane="coronal")["laterality"] == "right"

@@ -6,12 +6,16 @@ case at a time, so ingestion streams and memory does not grow with the number of
 
 Canonical orientation (asserted by :func:`check_loaded`):
 
-- 3D arrays are ``(z, y, x)`` = (inferior->superior, anterior->posterior, right->left), i.e. the
-  volume reoriented to ITK ``LPS`` and read with ``GetArrayFromImage``. An axial slice
-  ``vol[z]`` therefore shows the patient's right on the image's left (radiological convention)
-  and anterior at the top.
-- 2D arrays are ``(y, x)`` as stored; their orientation is unknown and radiological convention
-  is assumed (``orientation_known=False``).
+- 3D arrays are ``(slice, row, col)`` in ``LoadedCase.plane``. For axial (most volumes) that is
+  ``(z, y, x)`` = (inferior->superior, anterior->posterior, right->left), i.e. the volume
+  reoriented to ITK ``LPS`` and read with ``GetArrayFromImage``: an axial slice ``vol[z]`` shows
+  the patient's right on the image's left (radiological convention) and anterior at the top.
+  A stack of thick sagittal or coronal slices stays in its plane (see
+  :func:`._common.choose_plane`): coronal slices show superior at the top and the patient's right
+  on the left, sagittal ones superior at the top and anterior on the left.
+- 2D arrays are ``(y, x)``. A 2D NIfTI file is shown by its header in that convention for its
+  plane (``orientation_known=True``); other 2D images as stored, their orientation unknown and
+  radiological convention assumed (``orientation_known=False``).
 - Intensity volumes keep their stored numeric type (int16 for most NIfTI: half the memory of
   float32), scaled ones and 2D images are float32; masks are uint8 label maps with the same shape
   (0 = background). Consumers convert the slices they use.
@@ -46,6 +50,12 @@ class LoadedCase:
     orientation_known: bool = False
     mask_labels: dict[int, str] = field(default_factory=dict)
     """Sub-region names of the mask labels, e.g. {1: "necrotic_core", 2: "edema"}."""
+    plane: str | None = None
+    """"axial", "coronal" or "sagittal" when the header says (volumes: the plane ``images`` are
+    sliced in along axis 0; 2D: the plane of the image); None for 2D images of unknown
+    orientation."""
+    pixel_spacing: tuple[float, float] | None = None
+    """Millimetres per (row, column) of a slice, when the header says."""
 
     @property
     def is_volume(self) -> bool:
@@ -123,9 +133,32 @@ def check_loaded(case: LoadedCase, where: Path) -> LoadedCase:
             )
         if float(arr.max()) == float(arr.min()):
             raise UnreadableInput(f"{where}: channel {name!r} is constant (blank image)")
+    if first.ndim == 3:
+        for name, arr in case.images.items():
+            _refuse_label_map(arr, f"{where.name}: channel {name!r}")
     if case.mask is not None and case.mask.shape != first.shape:
         raise UnreadableInput(
             f"{where}: mask shape {case.mask.shape} differs from image shape {first.shape}; "
             "the mask must be drawn on the same grid as its image"
         )
     return case
+
+
+# An intensity volume has hundreds of grey levels; one with this few integral values is a
+# segmentation given where an image was expected.
+LABEL_MAP_MAX_VALUES = 12
+
+
+def _refuse_label_map(arr: np.ndarray, where: str) -> None:
+    """Refuse a volume that is a label map (few integral values) rather than an MR image."""
+    step = tuple(max(1, s // 48) for s in arr.shape)  # a strided sample: no copy of the volume
+    sample = arr[tuple(slice(None, None, k) for k in step)]
+    values = np.unique(sample)
+    if len(values) <= LABEL_MAP_MAX_VALUES and np.all(values == np.rint(values)):
+        full = np.unique(arr)
+        if len(full) <= LABEL_MAP_MAX_VALUES and np.all(full == np.rint(full)):
+            raise UnreadableInput(
+                f"{where} holds only the values {', '.join(f'{v:g}' for v in full)}: a label map "
+                "(segmentation), not an MR image; name it like its image with a _seg suffix "
+                "(or put it in labelsTr/) so it is read as that image's mask"
+            )

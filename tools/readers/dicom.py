@@ -35,6 +35,7 @@ from neuroonco.tools.readers._common import (
     folder_label,
     itk_reason,
     modality_from_text,
+    sitk_case,
     sitk_to_array,
     split_hint,
     volume_suffix,
@@ -142,9 +143,10 @@ def load_series(files: tuple[Path, ...], channel: str) -> LoadedCase:
             "be truncated or corrupt: re-export the series"
         ) from exc
     if img.GetDimension() == 3 and img.GetSize()[2] == 1:
-        img = img[:, :, 0]
-    pixels, oriented = sitk_to_array(img, files[0])
-    return check_loaded(LoadedCase({channel: pixels}, orientation_known=oriented), files[0])
+        pixels, oriented = sitk_to_array(img[:, :, 0], files[0])
+        return check_loaded(LoadedCase({channel: pixels}, orientation_known=oriented), files[0])
+    # Same geometry rules as NIfTI volumes: thick sagittal/coronal stacks keep their plane.
+    return sitk_case(img, channel, files[0])
 
 
 def _dataset(root: Path, folder: Path, phi: tuple[str, ...]) -> str:

@@ -18,11 +18,13 @@ from neuroonco.tools.readers.brats import Brats2021Reader, Brats2023Reader
 from neuroonco.tools.readers.class_folder import ClassFolderReader
 from neuroonco.tools.readers.dicom import DicomReader
 from neuroonco.tools.readers.figshare import FigshareMatReader
+from neuroonco.tools.readers.msd import MsdReader
 from neuroonco.tools.readers.nifti import NiftiReader
 from neuroonco.tools.readers.pairs import ImageMaskPairReader
 from neuroonco.tools.readers.yolo import YoloReader
 
 READERS: tuple[Reader, ...] = (
+    MsdReader(),  # imagesTr/labelsTr first: its label volumes must never be read as images
     Brats2021Reader(),
     Brats2023Reader(),
     FigshareMatReader(),
@@ -34,7 +36,8 @@ READERS: tuple[Reader, ...] = (
 )
 
 SUPPORTED = (
-    "BraTS case folders, NIfTI/MHA/NRRD volumes (+ _seg masks), DICOM series, figshare .mat "
+    "BraTS case folders, Decathlon/nnU-Net imagesTr+labelsTr, NIfTI/MHA/NRRD volumes "
+    "(+ _seg masks), DICOM series, figshare .mat "
     "(v7.3), 2D images (.jpg .png .bmp .tif .gif .webp) in class folders, with masks or YOLO labels"
 )
 
@@ -106,8 +109,41 @@ def discover(root: Path) -> Iterator[SourceCase | Rejection]:
     root = Path(root).absolute()
     if not root.exists():
         raise UnreadableInput(f"{root}: no such file or folder; check the source path")
-    files = [root] if root.is_file() else list(_walk(root))
-    base = root.parent if root.is_file() else root
+    if root.is_file():
+        yield from _single_file(root)
+        return
+    yield from _discover(root, list(_walk(root)))
+
+
+# Sibling folders whose files may belong to a single file given as the source (its mask, its
+# label volume).
+_PARTNER_DIRS = {"masks", "mask", "labels", "label", "gt", "groundtruth", "segmentations",
+                 "labelstr", "labelsts"}  # fmt: skip
+
+
+def _single_file(path: Path) -> Iterator[SourceCase | Rejection]:
+    """One file given as the source keeps what its surroundings say: it is read among its
+    neighbours (its folder, a masks/ or labelsTr/ folder beside it, a dataset.json above), with
+    the folder above its own as the base, so its class folder still names its label; only what
+    concerns the file itself is yielded."""
+    folder = path.parent
+    base = folder.parent if folder.parent != folder else folder
+    near = [p for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")]
+    for sibling in sorted(base.iterdir()) if base != folder else ():
+        if sibling.is_dir() and sibling != folder and sibling.name.lower() in _PARTNER_DIRS:
+            near += list(_walk(sibling))
+    if (base / "dataset.json").is_file():
+        near.append(base / "dataset.json")
+    for item in _discover(base, near, keep=path):
+        if (isinstance(item, Rejection) and item.path == path) or (
+            isinstance(item, SourceCase) and path in item.files
+        ):
+            yield item
+
+
+def _discover(
+    base: Path, files: list[Path], keep: Path | None = None
+) -> Iterator[SourceCase | Rejection]:
     unclaimed: set[Path] = set()
     for path in files:
         if (reason := _unreadable(path)) is not None:
@@ -121,7 +157,7 @@ def discover(root: Path) -> Iterator[SourceCase | Rejection]:
     for reader in READERS:
         yield from reader.claim(base, unclaimed)
     for path in sorted(unclaimed):
-        if not is_sidecar(path):
+        if not is_sidecar(path) and (keep is None or path == keep):
             yield Rejection(
                 path, f"not a recognised image or volume format; supported: {SUPPORTED}"
             )

@@ -100,3 +100,28 @@ def test_mask_of_another_shape_fails_at_load(tmp_path: Path) -> None:
     (case,), _, _ = _pairs(tmp_path, {"m.png": IMAGE, "m_mask.png": np.ones((5, 5)) * 255})
     with pytest.raises(UnreadableInput, match=r"m_mask\.png: mask shape \(5, 5\)"):
         case.load()
+
+
+def test_a_picture_or_probability_map_is_not_a_mask(tmp_path: Path) -> None:
+    import nibabel as nib
+    from nibabel.testing import data_path
+
+    vol = np.asarray(nib.load(f"{data_path}/anatomical.nii").dataobj).astype(np.float32)
+    picture = (vol[:, :, 12].T / vol.max() * 255).clip(0, 255).astype(np.uint8)
+    yy, xx = np.mgrid[:41, :33]
+    probability = (255 * np.exp(-((yy - 20) ** 2 + (xx - 16) ** 2) / 60.0)).astype(np.uint8)
+    binary = ((probability > 128) * 255).astype(np.uint8)
+    for name, mask in (("photo", picture), ("prob", probability), ("ok", binary)):
+        folder = tmp_path / name
+        write_image(folder / "images" / "a.png", picture)
+        write_image(folder / "masks" / "a.jpg", mask)  # lossy: compression noise on the edges
+    loaded = {}
+    for name in ("photo", "prob", "ok"):
+        (case,), _, _ = claim_all(ImageMaskPairReader(), tmp_path / name)
+        try:
+            loaded[name] = case.load()
+        except UnreadableInput as exc:
+            loaded[name] = str(exc)
+    assert "a.jpg: not a label map" in loaded["photo"]
+    assert "a.jpg: not a label map" in loaded["prob"]
+    np.testing.assert_array_equal(loaded["ok"].mask, binary > 0)

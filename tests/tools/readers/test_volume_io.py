@@ -104,9 +104,10 @@ def test_4d_is_refused_but_a_singleton_4th_axis_is_not(tmp_path: Path) -> None:
     assert read_volume(tmp_path / "one.nii.gz")[0].shape == (6, 5, 4)
 
 
-def test_2d_nifti_is_unoriented(tmp_path: Path) -> None:
-    nib.save(nib.Nifti1Image(np.ones((7, 9), dtype=np.float32), np.eye(4)), tmp_path / "p.nii")
-    image, oriented = read_volume(tmp_path / "p.nii")
+def test_2d_mha_is_unoriented(tmp_path: Path) -> None:
+    sitk.WriteImage(sitk.GetImageFromArray(np.arange(63, dtype=np.float32).reshape(9, 7)),
+                    str(tmp_path / "p.mha"))  # fmt: skip
+    image, oriented = read_volume(tmp_path / "p.mha")
     assert image.shape == (9, 7) and not oriented
 
 
