@@ -82,3 +82,41 @@ def test_stray_dicom_files_are_rejected(tmp_path: Path) -> None:
     assert sorted(r.path.name for r in rejections) == ["DICOMDIR.dcm", "IM_noext"]
     assert all("unreadable DICOM header" in r.reason for r in rejections)
     assert [p.name for p in left] == ["notes"]
+
+
+def test_thick_sagittal_series_keeps_its_plane(tmp_path: Path) -> None:
+    """A sagittal series (5 mm between planes, 1 mm pixels) is not resliced into thin axials."""
+    import SimpleITK as sitk
+
+    ramp = np.arange(24 * 30, dtype=np.int16).reshape(24, 30)
+    planes = np.stack([ramp + 1000 * i for i in range(8)]).astype(np.int16)
+    folder = tmp_path / "sag"
+    folder.mkdir()
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    uid = "1.2.826.0.1.3680043.2.1125.77"
+    for i, plane in enumerate(planes):
+        piece = sitk.GetImageFromArray(plane)  # rows run head to foot, columns front to back
+        for tag, value in {
+            **PHI,
+            "0008|0060": "MR",
+            "0008|103e": "SAG T2",
+            "0020|000e": uid,
+            "0020|000d": uid + ".9",
+            "0020|0037": "0\\1\\0\\0\\0\\-1",
+            "0020|0032": f"{5.0 * i}\\0\\0",
+            "0028|0030": "1\\1",
+            "0018|0050": "5",
+            "0020|0013": str(i + 1),
+            "0008|0018": f"{uid}.{i + 1}",
+        }.items():
+            piece.SetMetaData(tag, value)
+        writer.SetFileName(str(folder / f"sag_{i + 1:03d}.dcm"))
+        writer.Execute(piece)
+    (case,), rejections, _ = claim_all(DicomReader(), tmp_path)
+    assert not rejections
+    loaded = case.load()
+    assert loaded.plane == "sagittal"
+    # One image per acquired plane, of the plane's own 24 x 30 pixels (not 8-pixel-wide axials).
+    assert loaded.images["t2"].shape == (8, 24, 30)
+    assert sorted(loaded.images["t2"][:, 12, 15]) == sorted(planes[:, 12, 15])
