@@ -38,9 +38,10 @@ def _rng(seed: int, question_id: str) -> random.Random:
 class Baseline:
     """A baseline answering every question of one benchmark without looking at images."""
 
-    needs_images = (
-        False  # `bench run` does not resolve images for it (the official files ship none)
-    )
+    # `bench run` resolves no images for it (the official files ship none) and caches nothing
+    # (free, and baseline:random keys on the question id, not the prompt).
+    needs_images = False
+    cacheable = False
 
     def __init__(self, kind: str, questions: Sequence[Question], seed: int = 0) -> None:
         if kind not in KINDS:

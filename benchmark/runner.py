@@ -267,7 +267,7 @@ class BenchRunner:
             "questions": self.bench.questions,
         }
         self._model = make_bench_model(self.spec, model_options)
-        if self.options.use_cache:
+        if self.options.use_cache and getattr(self._model, "cacheable", True):
             self._cache = AnswerCache(self.options.cache_path or self.out.parent / CACHE_NAME)
         try:
             with self.out.open("a", encoding="utf-8") as self._handle:

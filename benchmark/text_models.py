@@ -55,7 +55,12 @@ class TextModel:
             max_retries=int(options.get("max_retries", 4)),
             max_concurrency=int(options.get("concurrency", 8)),
         )
-        self.provider: Any = make_provider(self.spec, provider_options)
+        try:
+            self.provider: Any = make_provider(self.spec, provider_options)
+        except ConfigError as exc:
+            # The providers' hints name the annotate options; bench run has --model.
+            hint = str(exc).replace("--describers builtin", "--model baseline:prior")
+            raise ConfigError(hint) from None
 
     async def _images(self, request: BenchRequest) -> list[str]:
         pngs = [await asyncio.to_thread(png_bytes, path) for path in request.images]
