@@ -16,7 +16,8 @@ removed:
                           by C's own text -> C (an explanation may follow). A bare leading "A" is
                           the article unless followed by A's text.
 6. letter with its text   somewhere `C. ependymoma` / `(C) ependymoma` (the letter then that very
-                          option's text); one such letter -> C, several -> `ambiguous`
+                          option's text); one such letter -> C. Several (a response echoing the
+                          option list) -> `ambiguous`, checked before rule 5
 7. option text            the response is exactly one option's text, or starts with it
                           (case, `_`, `-` ignored; the longest matching text wins) -> that option
 8. refusal in words       "none of the above" / "none of the options" / "none of these" -> the
@@ -103,7 +104,7 @@ class Extractor:
             rf"(?<![A-Za-z])\(?([{upper}])\)?\s*(?:,\s*)?(?:or|and|/)\s+(?:option\s+)?\(?([{upper}])\)?(?![A-Za-z])"
         )
         self._labelled = re.compile(
-            rf"(?i:{_LABEL})\s*(?:is|would\s+be|=)?\s*[:\-–—]?\s*(?:option\s+|letter\s+)?[(\[]?{group}",
+            rf"(?i:{_LABEL})\s*(?:is|would\s+be|=)?\s*[:\-–—>]?\s*(?:option\s+|letter\s+)?[(\[]?{group}",
         )
         self._leading = re.compile(rf"^\s*(?:\(([{upper}])\)|([{upper}])\s*(?:[.):\]]|\s[-–—]))")
         self._texts = {k: _norm(t) for k, t in options.items()}
@@ -123,12 +124,12 @@ class Extractor:
             return Extraction(None, "ambiguous", "labels name different letters")
         if labelled:
             return self._choose(labelled.pop(), "labelled letter")
-        leading = self._leading_letter(text)
-        if leading:
-            return self._choose(leading, "leading letter")
         with_text = self._letters_with_text(text)
         if len(with_text) > 1:
             return Extraction(None, "ambiguous", "several letters given with their text")
+        leading = self._leading_letter(text)
+        if leading:
+            return self._choose(leading, "leading letter")
         if with_text:
             return self._choose(with_text.pop(), "letter with its text")
         by_text = self._option_text(text)
