@@ -58,7 +58,8 @@ class ScoreOptions:
     rubric_judge: str | None = None  # rubric-judge spec for open answers
     audit: Path | None = None
     baselines: bool = True
-    cache_path: Path | None = None  # judges' cache; None: <out>/.neuroonco-bench-cache.sqlite
+    # Judges' cache; None: the one `bench run` keeps beside the (first) predictions file.
+    cache_path: Path | None = None
     concurrency: int = 8
 
 
@@ -130,10 +131,10 @@ def _unique_names(models: list[Model]) -> None:
 class Scorer:
     """Scores a benchmark's models and keeps the per-question results for the report."""
 
-    def __init__(self, bench: Bench, options: ScoreOptions, out: Path) -> None:
+    def __init__(self, bench: Bench, options: ScoreOptions, cache_path: Path) -> None:
         self.bench = bench
         self.options = options
-        self.cache_path = options.cache_path or out / CACHE_NAME
+        self.cache_path = options.cache_path or cache_path
         self.results: dict[str, list[Any]] = {}
         self.judge_calls = 0
 
@@ -250,7 +251,7 @@ def score_bench(
         models += [b for b in baseline_models(bench, options.seed) if b.name not in names]
     audit = read_audit(options.audit, bench) if options.audit else None
     sound = known - set(audit["ids"]) if audit else None
-    scorer = Scorer(bench, options, out)
+    scorer = Scorer(bench, options, prediction_paths[0].parent / CACHE_NAME)
     entries: dict[str, dict[str, Any]] = {}
     for m in models:
         entries[m.name] = {"all": scorer.metrics_for(m), "baseline": m.baseline, "source": m.source}
