@@ -90,9 +90,23 @@ def _err(value: float, ci: list[float] | None) -> Any:
     return [[max(0.0, value - ci[0])], [max(0.0, ci[1] - value)]]
 
 
+def _fold_rare_columns(
+    rows: list[str], cols: list[str], matrix: np.ndarray
+) -> tuple[list[str], np.ndarray]:
+    """Answers that are no true diagnosis (distractors) folded into one "other" column."""
+    keep = [j for j, c in enumerate(cols) if c in rows or c.startswith(("(", "None"))]
+    rest = [j for j in range(len(cols)) if j not in keep]
+    if len(rest) <= 3:
+        return cols, matrix
+    folded = np.concatenate([matrix[:, keep], matrix[:, rest].sum(axis=1, keepdims=True)], axis=1)
+    return [cols[j] for j in keep] + [f"other ({len(rest)} distractors)"], folded
+
+
 def confusion_matrix(name: str, confusion: dict[str, Any], path: Path) -> Path:
-    rows, cols = confusion["true"], confusion["predicted"]
-    matrix = np.array(confusion["matrix"], dtype=float)
+    rows = confusion["true"]
+    cols, matrix = _fold_rare_columns(
+        rows, confusion["predicted"], np.array(confusion["matrix"], dtype=float)
+    )
     fig, ax = plt.subplots(figsize=(max(5, 0.55 * len(cols) + 3), max(4, 0.45 * len(rows) + 2)))
     shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1, aspect="auto")

@@ -73,3 +73,12 @@ def test_prior_baseline_hand_computed(small_bench) -> None:
     assert by_id["1_q1"] == "A" and by_id["2_q1"] == "A" and by_id["3_q1"] == "A"
     # modality: "none of the above" and "t2" once each -> the refusal option.
     assert by_id["1_q2"] == "E" and by_id["3_q2"] == "E"
+
+
+def test_transformers_without_the_finetune_inference_module_is_a_clear_error() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("neuroonco.finetune.inference") is not None:
+        pytest.skip("the finetune branch's inference module is installed")
+    with pytest.raises(ConfigError, match="finetune extra"):
+        make_bench_model("transformers:/models/tiny")
