@@ -13,6 +13,10 @@ OFFICIAL = Path("/work/shared/reference/mm-neuroonco-bench-v1.0")
 OFFICIAL_CLOSED = OFFICIAL / "mm-neuroonco_benchmark_closed_v1.0.json"
 OFFICIAL_OPEN = OFFICIAL / "mm-neuroonco_benchmark_open_v1.0.json"
 NOTA = "None of the above"
+needs_official = pytest.mark.skipif(
+    not (OFFICIAL_CLOSED.exists() and OFFICIAL_OPEN.exists()),
+    reason="the official MM-NeuroOnco-Bench v1.0 files are not on this machine",
+)
 
 
 def closed_records() -> list[dict]:

@@ -9,9 +9,10 @@ import pytest
 
 from neuroonco.benchmark.files import load_bench
 from neuroonco.errors import ConfigError
-from tests.benchmark.conftest import OFFICIAL_CLOSED, OFFICIAL_OPEN
+from tests.benchmark.conftest import OFFICIAL_CLOSED, OFFICIAL_OPEN, needs_official
 
 
+@needs_official
 def test_official_closed_file_loads_as_it_is() -> None:
     bench = load_bench(OFFICIAL_CLOSED)
     assert bench.kind == "closed"
@@ -25,6 +26,7 @@ def test_official_closed_file_loads_as_it_is() -> None:
     assert len(two_option) == 116 and all(q.refusal_letter is None for q in two_option)
 
 
+@needs_official
 def test_official_open_file_loads_as_it_is() -> None:
     bench = load_bench(OFFICIAL_OPEN)
     assert bench.kind == "open"
@@ -60,6 +62,7 @@ def test_missing_file(tmp_path: Path) -> None:
         load_bench(tmp_path / "nope.json")
 
 
+@needs_official
 def test_duplicate_question_ids_are_refused(tmp_path: Path) -> None:
     record = json.loads(OFFICIAL_OPEN.read_text())[0]
     (tmp_path / "dup.json").write_text(json.dumps([record, record]))

@@ -16,7 +16,7 @@ from neuroonco.benchmark.models import (
     registered_prefixes,
 )
 from neuroonco.errors import ConfigError
-from tests.benchmark.conftest import OFFICIAL_CLOSED
+from tests.benchmark.conftest import OFFICIAL_CLOSED, needs_official
 
 
 def test_builtin_prefixes() -> None:
@@ -53,6 +53,7 @@ def test_openai_without_key_says_how_to_fix(monkeypatch: pytest.MonkeyPatch) -> 
         make_bench_model("openai:gpt-4o-mini")
 
 
+@needs_official
 def test_baselines_on_the_official_file() -> None:
     questions = load_bench(OFFICIAL_CLOSED).closed
     refuse, prior = Baseline("refuse", questions), Baseline("random", questions)

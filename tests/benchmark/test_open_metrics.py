@@ -14,7 +14,7 @@ from neuroonco.benchmark.open_metrics import (
     score_open,
     token_f1,
 )
-from tests.benchmark.conftest import OFFICIAL_OPEN
+from tests.benchmark.conftest import OFFICIAL_OPEN, needs_official
 
 
 @pytest.mark.parametrize(
@@ -91,6 +91,7 @@ def test_missing_and_errors_score_zero(small_bench) -> None:
     assert all(r.keyword_recall == 0 and r.token_f1 == 0 and r.rouge_l == 0 for r in results)
 
 
+@needs_official
 def test_official_open_file_has_about_a_third_of_keywords_in_the_question() -> None:
     bench = load_bench(OFFICIAL_OPEN)
     results = score_open(bench.open, {})

@@ -11,7 +11,7 @@ from PIL import Image
 from neuroonco.benchmark.files import load_bench
 from neuroonco.benchmark.score import ScoreOptions, score_bench
 from neuroonco.errors import ConfigError
-from tests.benchmark.conftest import OFFICIAL_CLOSED
+from tests.benchmark.conftest import OFFICIAL_CLOSED, needs_official
 from tests.benchmark.test_runner import point_at
 from tests.support.text_loopback import TextLoopbackServer, prompt_of
 
@@ -176,6 +176,7 @@ def test_predictions_for_another_benchmark_are_refused(small_bench: Path, tmp_pa
         score_bench(bench, [pred], tmp_path / "r", ScoreOptions(resamples=0))
 
 
+@needs_official
 @pytest.mark.slow
 def test_official_closed_file_scores_with_baselines(tmp_path: Path) -> None:
     bench = load_bench(OFFICIAL_CLOSED)

@@ -13,7 +13,7 @@ from PIL import Image
 from neuroonco.benchmark.files import load_bench
 from neuroonco.benchmark.vlmevalkit import export_vlmevalkit
 from neuroonco.errors import ConfigError
-from tests.benchmark.conftest import OFFICIAL_CLOSED
+from tests.benchmark.conftest import OFFICIAL_CLOSED, needs_official
 
 
 def test_tsv_reads_back_with_pandas(small_bench: Path, tmp_path: Path) -> None:
@@ -41,6 +41,7 @@ def test_tsv_reads_back_with_pandas(small_bench: Path, tmp_path: Path) -> None:
         assert image.size == (16, 16)
 
 
+@needs_official
 def test_missing_images_are_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="images cannot be exported"):
         export_vlmevalkit(load_bench(OFFICIAL_CLOSED), tmp_path, tmp_path / "x.tsv")
