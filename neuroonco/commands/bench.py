@@ -63,6 +63,10 @@ def run_command(
     ] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="ask even if cached")] = False,
     seed: Annotated[int, typer.Option(help="seed of baseline:random")] = 0,
+    batch_size: Annotated[
+        int,
+        typer.Option(min=1, help="questions per call for local models that batch (transformers:)"),
+    ] = 8,
 ) -> None:
     """Ask one model every question; one JSON line per question as it finishes."""
     loaded = load_bench(bench)
@@ -75,6 +79,7 @@ def run_command(
         cache_path=cache,
         use_cache=not no_cache,
         seed=seed,
+        batch_size=batch_size,
     )
     if max_tokens:
         options.max_tokens_closed = options.max_tokens_open = max_tokens
@@ -158,10 +163,21 @@ def score_command(
         if closed
         else ("keyword_recall", "keyword_recall_unleaked", "token_f1", "rouge_l")
     )
-    table = Table(title=f"{loaded.path.name}: {metrics['n']} questions")
+    short = {
+        "accuracy": "acc.",
+        "trap_recall": "trap rec.",
+        "over_refusal": "over-ref.",
+        "balanced_accuracy": "bal. acc.",
+        "parse_failure_rate": "unread",
+        "keyword_recall": "kw recall",
+        "keyword_recall_unleaked": "kw unleaked",
+        "token_f1": "token F1",
+        "rouge_l": "ROUGE-L",
+    }
+    table = Table(title=f"{loaded.path.name}: {metrics['n']} questions (%)")
     table.add_column("model", no_wrap=True)
     for key in keys:
-        table.add_column(key.replace("_", " "), justify="right")
+        table.add_column(short[key], justify="right", no_wrap=True)
     for row in metrics["leaderboard"]:
         values = [("-" if row.get(k) is None else f"{100 * row[k]:.1f}") for k in keys]
         table.add_row(row["model"] + (" (baseline)" if row["baseline"] else ""), *values)

@@ -201,3 +201,28 @@ def test_resumes_after_kill_9(small_bench: Path, tmp_path: Path) -> None:
     assert sorted(ids) == sorted(f"{i}_q1" for i in range(1, n + 1))  # each exactly once
     assert resumed_calls == n - written
     assert f"{n - written} answered" in " ".join(child.stderr.split())
+
+
+def test_models_with_answer_batch_get_batches(small_bench: Path, tmp_path: Path) -> None:
+    from neuroonco.benchmark.models import BenchAnswer, register_bench_model
+
+    batches: list[list[str]] = []
+
+    class Batcher:
+        def __init__(self, spec: str, options: dict) -> None:
+            pass
+
+        async def answer(self, request):  # pragma: no cover - the runner prefers batches
+            raise AssertionError("answer_batch should be used")
+
+        async def answer_batch(self, requests):
+            batches.append([r.question_id for r in requests])
+            assert all(len(r.images) == 1 and r.images[0].is_file() for r in requests)
+            return [BenchAnswer(text="A") for _ in requests]
+
+    register_bench_model("batcher", Batcher)
+    bench = load_bench(small_bench / "closed.json")
+    options = RunOptions(images_root=small_bench, concurrency=1, batch_size=3, use_cache=False)
+    summary = run_bench(bench, "batcher:x", tmp_path / "p.jsonl", options)
+    assert [len(b) for b in batches] == [3, 3, 1] and summary.calls == 7
+    assert len(read_predictions(tmp_path / "p.jsonl")) == 7
