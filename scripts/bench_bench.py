@@ -132,7 +132,9 @@ def bench_run(args: argparse.Namespace, work: Path) -> dict:
         warm = RunOptions(images_root=work, concurrency=1, limit=1, use_cache=False)
         run_bench(bench, spec, work / "warm.jsonl", warm)
         before = server.stats()["chat_requests"]
+        cpu = time.process_time()
         first = run_bench(bench, spec, work / "first.jsonl", options)
+        cpu = time.process_time() - cpu
         after_first = server.stats()
         started = time.perf_counter()
         second = run_bench(bench, spec, work / "second.jsonl", options)
@@ -152,6 +154,7 @@ def bench_run(args: argparse.Namespace, work: Path) -> dict:
         "calls": after_first["chat_requests"] - before,
         "max_in_flight": after_first["max_in_flight"],
         "errors": first.errors,
+        "cpu_ms_per_question": 1000 * cpu / args.questions,
         "rerun_calls": after_second["chat_requests"] - after_first["chat_requests"],
         "rerun_cached": second.cached,
         "rerun_s": rerun_s,
@@ -221,6 +224,7 @@ def main() -> None:
     )
     print(f"  {'model calls':28} {run['calls']:10d} {run['questions']:10d}")
     print(f"  {'most requests in flight':28} {run['max_in_flight']:10d} {run['concurrency']:10d}")
+    print(f"  {'client CPU per question (ms)':28} {run['cpu_ms_per_question']:10.2f}")
     print(
         f"  re-run into a new file: {run['rerun_calls']} calls, {run['rerun_cached']} cached, "
         f"{run['rerun_s']:.2f} s   goal: 0 calls {'OK' if run['rerun_calls'] == 0 else 'MISSED'}"
