@@ -84,7 +84,9 @@ def _closed_sections(metrics: dict[str, Any], audit: dict[str, Any] | None) -> l
         "",
     ]
     if audit is not None:
-        lines += _audit_section(metrics, audit, "accuracy")
+        lines += _audit_section(
+            metrics, audit, ("accuracy", "trap_recall", "over_refusal", "balanced_accuracy")
+        )
     types = sorted({t for e in models.values() for t in e["all"]["accuracy_by_type"]})
     lines += ["## Accuracy by question type", ""]
     rows = [
@@ -136,7 +138,9 @@ def _closed_sections(metrics: dict[str, Any], audit: dict[str, Any] | None) -> l
     return lines
 
 
-def _audit_section(metrics: dict[str, Any], audit: dict[str, Any], key: str) -> list[str]:
+def _audit_section(
+    metrics: dict[str, Any], audit: dict[str, Any], keys: tuple[str, ...]
+) -> list[str]:
     lines = [
         "## Sound questions only (audit)",
         "",
@@ -148,15 +152,19 @@ def _audit_section(metrics: dict[str, Any], audit: dict[str, Any], key: str) -> 
     ]
     rows = []
     for name, e in metrics["models"].items():
-        rows.append(
-            [
-                name,
-                _pct(e["all"].get(key)) + _ci(e["all"].get(key + "_ci")),
-                _pct(e["sound"].get(key)) + _ci(e["sound"].get(key + "_ci")),
-            ]
-        )
-    lines += _table(["model", f"{key} (all)", f"{key} (sound)"], rows)
-    return [*lines, ""]
+        row = [name]
+        for key in keys:
+            row.append(_pct(e["all"].get(key)) + _ci(e["all"].get(key + "_ci")))
+            row.append(_pct(e["sound"].get(key)) + _ci(e["sound"].get(key + "_ci")))
+        rows.append(row)
+    header = ["model"]
+    header += [f"{k.replace('_', ' ')} ({part})" for k in keys for part in ("all", "sound")]
+    lines += _table(header, rows)
+    note = (
+        "Every metric of both sets, by type and diagnosis too, is in metrics.json "
+        "(`models.<name>.all` and `models.<name>.sound`)."
+    )
+    return [*lines, "", note, ""]
 
 
 def _open_sections(metrics: dict[str, Any], audit: dict[str, Any] | None) -> list[str]:
@@ -190,7 +198,7 @@ def _open_sections(metrics: dict[str, Any], audit: dict[str, Any] | None) -> lis
         "",
     ]
     if audit is not None:
-        lines += _audit_section(metrics, audit, "keyword_recall")
+        lines += _audit_section(metrics, audit, ("keyword_recall", "token_f1", "rouge_l"))
     return lines
 
 

@@ -91,6 +91,12 @@ def test_open_report(small_bench: Path, tmp_path: Path) -> None:
     assert metrics["keyword_recall"] == pytest.approx((2 / 3 + 1) / 2)
     assert metrics["keyword_leak"]["leaked"] == 1  # "glioma" is in 1_q1's question
     assert (tmp_path / "r" / "plots" / "open_by_type.png").stat().st_size > 1000
+    (tmp_path / "audit.json").write_text(json.dumps({"version": 1, "unsound": {"1_q2": ["x"]}}))
+    audited = score_bench(
+        bench, [pred], tmp_path / "r2", ScoreOptions(resamples=0, audit=tmp_path / "audit.json")
+    )
+    assert audited["sound"]["n"] == 1 and audited["sound"]["keyword_recall"] == pytest.approx(2 / 3)
+    assert "Sound questions only" in (tmp_path / "r2" / "report.md").read_text()
 
 
 def test_audit_reports_all_and_sound(small_bench: Path, tmp_path: Path) -> None:
