@@ -110,7 +110,7 @@ class Extractor:
         self._texts = {k: _norm(t) for k, t in options.items()}
 
     def extract(self, response: str | None) -> Extraction:
-        text = _EMPHASIS.sub("", response or "").strip()
+        text = _EMPHASIS.sub("", "" if response is None else str(response)).strip()
         if not text:
             return Extraction(None, "empty", "empty")
         bare = self._bare.match(text)

@@ -27,6 +27,7 @@ from neuroonco.benchmark.files import Bench, ClosedQuestion, Question, rotations
 from neuroonco.benchmark.images import ImageProblem, file_digest, resolve_image
 from neuroonco.benchmark.models import BenchAnswer, BenchRequest, make_bench_model
 from neuroonco.benchmark.prompts import prompt_for
+from neuroonco.errors import ConfigError
 
 CACHE_NAME = ".neuroonco-bench-cache.sqlite"
 
@@ -253,6 +254,8 @@ class BenchRunner:
         started = time.perf_counter()
         items = work_items(self.bench, self.options)
         self.summary.total = len(items)
+        if self.out.is_dir():
+            raise ConfigError(f"--out {self.out} is a folder: give a predictions file (.jsonl)")
         self.out.parent.mkdir(parents=True, exist_ok=True)
         _cut_torn_tail(self.out)
         done = {row_key(r) for r in read_predictions(self.out) if not r.get("error")}
@@ -267,6 +270,9 @@ class BenchRunner:
             "questions": self.bench.questions,
         }
         self._model = make_bench_model(self.spec, model_options)
+        root = self.options.images_root
+        if getattr(self._model, "needs_images", True) and not root.is_dir():
+            raise ConfigError(f"--images-root {root} is not a folder (the images are under it)")
         if self.options.use_cache and getattr(self._model, "cacheable", True):
             self._cache = AnswerCache(self.options.cache_path or self.out.parent / CACHE_NAME)
         try:

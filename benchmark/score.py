@@ -78,6 +78,9 @@ def load_model(path: Path) -> Model:
     rows = read_predictions(path)
     if not rows:
         raise ConfigError(f"{path}: no prediction lines (expected JSON lines with question_id)")
+    for r in rows:  # other tools' files name the raw text `prediction` (VLMEvalKit)
+        if "response" not in r and "prediction" in r:
+            r["response"] = r["prediction"]
     predictions = {row_key(r): r for r in rows}
     names = Counter(str(r["model"]) for r in rows if r.get("model"))
     name = names.most_common(1)[0][0] if names else path.stem

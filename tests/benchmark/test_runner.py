@@ -226,3 +226,26 @@ def test_models_with_answer_batch_get_batches(small_bench: Path, tmp_path: Path)
     summary = run_bench(bench, "batcher:x", tmp_path / "p.jsonl", options)
     assert [len(b) for b in batches] == [3, 3, 1] and summary.calls == 7
     assert len(read_predictions(tmp_path / "p.jsonl")) == 7
+
+
+def test_bad_out_and_images_root_are_clear_errors(
+    small_bench: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from neuroonco.errors import ConfigError
+    from tests.support.loopback import refused_url
+
+    monkeypatch.setenv("OPENAI_API_KEY", "k")
+    monkeypatch.setenv("OPENAI_BASE_URL", refused_url() + "/v1")
+
+    bench = load_bench(small_bench / "closed.json")
+    with pytest.raises(ConfigError, match="is a folder"):
+        run_bench(bench, "baseline:random", tmp_path, RunOptions(images_root=small_bench))
+    with pytest.raises(ConfigError, match="--images-root"):
+        run_bench(
+            bench, "openai:m", tmp_path / "p.jsonl", RunOptions(images_root=tmp_path / "nowhere")
+        )
+    # Baselines read no image: they run on the official files, which ship none.
+    summary = run_bench(
+        bench, "baseline:prior", tmp_path / "b.jsonl", RunOptions(images_root=tmp_path / "nowhere")
+    )
+    assert summary.errors == 0 and summary.answered == 7
