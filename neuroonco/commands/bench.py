@@ -1,10 +1,13 @@
 """`neuroonco bench run | score | export`: run any model on a benchmark file, score it, export it.
 
-`bench build` (instructions branch) and `bench audit` (vocab branch) join this group at merge.
+`bench build` (neuroonco/commands/bench_build.py) and `bench audit` (bench_audit.py) are written
+by other branches; they join this group wherever their modules are present.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from pathlib import Path
 from typing import Annotated
 
@@ -212,3 +215,17 @@ def export_command(
     Console().print(
         f"{rows} questions -> {out} (VLMEvalKit: put it in $LMUData, run --data {out.stem})"
     )
+
+
+def _register_siblings() -> None:
+    """`bench build` and `bench audit`, from their own modules when this install has them."""
+    for name, module, function in (
+        ("build", "neuroonco.commands.bench_build", "build_command"),
+        ("audit", "neuroonco.commands.bench_audit", "audit_command"),
+    ):
+        # find_spec, not a guarded import: a module that exists but fails must fail loudly.
+        if importlib.util.find_spec(module) is not None:
+            app.command(name)(getattr(importlib.import_module(module), function))
+
+
+_register_siblings()
