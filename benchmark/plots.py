@@ -27,12 +27,13 @@ def _bars(ax: Any, groups: list[str], series: dict[str, tuple[list[float], list[
         heights = [v if v is not None else 0.0 for v in values]
         lower = [h - ci[0] if ci else 0.0 for h, ci in zip(heights, cis, strict=True)]
         upper = [ci[1] - h if ci else 0.0 for h, ci in zip(heights, cis, strict=True)]
+        yerr = [lower, upper] if any(cis) else None  # no caps for missing intervals
         ax.bar(
             x + (i - (len(series) - 1) / 2) * width,
             heights,
             width,
             label=name,
-            yerr=[lower, upper],
+            yerr=yerr,
             capsize=2,
             error_kw={"elinewidth": 0.8},
         )
