@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO := demo
 
-.PHONY: demo test lint format bench-ingest bench-annotate clean
+.PHONY: demo test lint format bench-ingest bench-annotate bench-bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,9 @@ bench-ingest: $(VENV)/.dev
 
 bench-annotate: $(VENV)/.dev
 	$(BIN)/python scripts/bench_annotate.py
+
+bench-bench: $(VENV)/.dev
+	$(BIN)/python scripts/bench_bench.py
 
 clean:
 	rm -rf $(DEMO) build *.egg-info .pytest_cache .ruff_cache
