@@ -151,6 +151,26 @@ def m003_call_target(db: sqlite_utils.Database) -> None:
         db["agent_calls"].add_column("target", str)
 
 
+@migration
+def m007_instr_columns(db: sqlite_utils.Database) -> None:
+    """Instruction rows record their answer style, the assistant's text, trap and original
+    answer, the open tasks' keywords, the template used and whether a model paraphrased it."""
+    table = db["instructions"]
+    columns = table.columns_dict
+    for name, kind in (
+        ("style", str),
+        ("response", str),
+        ("trap", int),
+        ("original_answer", str),
+        ("keywords", str),
+        ("template", int),
+        ("paraphrased", int),
+    ):
+        if name not in columns:
+            table.add_column(name, kind)
+    table.create_index(["run_id", "split"], if_not_exists=True)
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
