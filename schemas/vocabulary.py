@@ -142,6 +142,7 @@ _SYNONYMS: dict[type[StrEnum], dict[str, str]] = {
         "postcontrastt1": "t1ce",
         "t1weightedpostcontrast": "t1ce",
         "t1wc": "t1ce",
+        "t1weightedwithcontrast": "t1ce",
         "t2": "t2",
         "t2w": "t2",
         "t2weighted": "t2",
@@ -181,6 +182,7 @@ _SYNONYMS: dict[type[StrEnum], dict[str, str]] = {
         "embryonaltumor": "embryonal_tumor",
         "embryonaltumour": "embryonal_tumor",
         "medulloblastoma": "embryonal_tumor",
+        "embryonal": "embryonal_tumor",
         "neuronaltumor": "neuronal_tumor",
         "neuronaltumour": "neuronal_tumor",
         "tumor": "tumor",
@@ -198,7 +200,12 @@ _SYNONYMS: dict[type[StrEnum], dict[str, str]] = {
         "none": "no_tumor",
         "negative": "no_tumor",
     },
+    Size: {
+        "smallfocal": "small",
+        "largeextensive": "large",
+    },
     Shape: {
+        "irregularspiculated": "irregular",
         "round": "round_oval",
         "oval": "round_oval",
         "roundoval": "round_oval",
@@ -219,6 +226,8 @@ _SYNONYMS: dict[type[StrEnum], dict[str, str]] = {
         "singlelesion": "solitary",
         "unifocal": "solitary",
         "dominantwithsatellites": "dominant_with_satellites",
+        "dominantcorewithsatellites": "dominant_with_satellites",
+        "scatteredmultifocal": "multifocal",
         "dominantwithsatellitelesions": "dominant_with_satellites",
         "satellite": "dominant_with_satellites",
         "satellites": "dominant_with_satellites",
@@ -313,7 +322,11 @@ _SYNONYMS: dict[type[StrEnum], dict[str, str]] = {
     },
 }
 
-_FILLER = re.compile(r"\b(lesion|lesions|tumou?r|the|a|an|is|of)\b")
+# Words that carry no value in a phrase ("T2-weighted MRI", "Upper-Left Region", "Center of the
+# image"); dropped for the second lookup only, so a synonym key always wins over a stripped phrase.
+_FILLER = re.compile(
+    r"\b(lesion|lesions|tumou?r|the|a|an|is|of|region|image|mri|weighted|brain|sequence|scan)\b"
+)
 
 
 _MISSING = {"null", "unknown", "na", "nan", "cannotassess", "notassessable"}
@@ -350,7 +363,7 @@ def _normalise_text(enum: type[E], value: str) -> E | None:
     if not text or _squash(text) in _MISSING:
         return None
     key = _squash(text.replace("-", "_"))
-    candidates = [key, _squash(_FILLER.sub(" ", text.lower()))]
+    candidates = [key, _squash(_FILLER.sub(" ", re.sub(r"[_/-]", " ", text.lower())))]
     synonyms = _SYNONYMS.get(enum, {})
     for candidate in candidates:
         for member in enum:
@@ -368,3 +381,161 @@ def normalise_label(value: object) -> Diagnosis | None:
         return normalise(Diagnosis, value)
     except ValueError:
         return None
+
+
+# --- Display names and MM-NeuroOnco's spellings -------------------------------------------------
+
+# The one text each value is shown as, in the instruction set and in our benchmark's options. One
+# display name per value, so a question never offers two spellings of one concept; each display
+# name normalises back to its value (a test holds this).
+_DISPLAY: dict[type[StrEnum], dict[str, str]] = {
+    Modality: {
+        "t1": "T1-weighted",
+        "t1ce": "T1-weighted post-contrast",
+        "t2": "T2-weighted",
+        "flair": "FLAIR",
+    },
+    Diagnosis: {
+        "glioma": "Glioma",
+        "meningioma": "Meningioma",
+        "pituitary_tumor": "Pituitary tumor",
+        "metastasis": "Metastasis",
+        "schwannoma": "Schwannoma",
+        "ependymoma": "Ependymoma",
+        "embryonal_tumor": "Embryonal tumor",
+        "neuronal_tumor": "Neuronal tumor",
+        "tumor": "Tumor, type unspecified",
+        "no_tumor": "No tumor",
+    },
+    Size: {"small": "Small", "medium": "Medium", "large": "Large"},
+    Shape: {"round_oval": "Round or oval", "lobulated": "Lobulated", "irregular": "Irregular"},
+    Spread: {
+        "solitary": "Solitary lesion",
+        "dominant_with_satellites": "Dominant lesion with satellites",
+        "multifocal": "Multifocal lesions",
+    },
+    Location: {
+        "upper_left": "Upper-left region of the image",
+        "upper_center": "Upper-center region of the image",
+        "upper_right": "Upper-right region of the image",
+        "center_left": "Center-left region of the image",
+        "center": "Center of the image",
+        "center_right": "Center-right region of the image",
+        "lower_left": "Lower-left region of the image",
+        "lower_center": "Lower-center region of the image",
+        "lower_right": "Lower-right region of the image",
+    },
+    Laterality: {
+        "left": "Left hemisphere",
+        "right": "Right hemisphere",
+        "midline": "Midline",
+        "bilateral": "Bilateral",
+    },
+    Margins: {"well_circumscribed": "Well-circumscribed", "ill_defined": "Ill-defined"},
+    Texture: {"homogeneous": "Homogeneous", "heterogeneous": "Heterogeneous"},
+    Enhancement: {
+        "none": "No enhancement",
+        "solid": "Solid enhancement",
+        "ring": "Ring enhancement",
+        "patchy": "Patchy enhancement",
+    },
+    Edema: {"none": "No edema", "mild": "Mild edema", "extensive": "Extensive edema"},
+    SignalIntensity: {
+        "hyperintense": "Hyperintense",
+        "hypointense": "Hypointense",
+        "isointense": "Isointense",
+        "mixed": "Mixed signal",
+    },
+}
+
+# MM-NeuroOnco's own spelling of each value: the text its closed benchmark file
+# (mm-neuroonco_benchmark_closed_v1.0.json) uses most as the answer for that value (trap originals
+# included), or most as an option for a value it never answers (upper_left). A test recomputes
+# this from the file. Fields the seed's files never ask about (laterality,
+# margins, texture, enhancement, edema, signal intensity) have no seed spelling of their own and
+# use the display name.
+_SEED: dict[type[StrEnum], dict[str, str]] = {
+    Modality: {"t1": "T1", "t1ce": "T1-weighted with contrast", "t2": "T2", "flair": "FLAIR"},
+    Diagnosis: {
+        "glioma": "glioma",
+        "meningioma": "Meningioma",
+        "pituitary_tumor": "pituitary",
+        "metastasis": "metastasis",
+        "schwannoma": "schwannoma",
+        "ependymoma": "ependymoma",
+        "embryonal_tumor": "embryonal",
+        "neuronal_tumor": "neuronal_tumor",
+        "tumor": "Abnormal",
+        "no_tumor": "Healthy",
+    },
+    Size: {"small": "Small/Focal", "medium": "Medium", "large": "Large/Extensive"},
+    Shape: {
+        "round_oval": "Round/Oval",
+        "lobulated": "Lobulated",
+        "irregular": "Irregular/Spiculated",
+    },
+    Spread: {
+        "solitary": "Solitary lesion",
+        "dominant_with_satellites": "Dominant core with satellites",
+        "multifocal": "Scattered/Multifocal",
+    },
+    Location: {
+        "upper_left": "Upper-Left Region",
+        "upper_center": "Upper-center region",
+        "upper_right": "Upper-Right Region",
+        "center_left": "Center-left region",
+        "center": "Center of the image",
+        "center_right": "Center-right region",
+        "lower_left": "Lower-Left Region",
+        "lower_center": "Lower-Center Region",
+        "lower_right": "Lower-Right Region",
+    },
+}
+
+
+def _register_names() -> None:
+    """Make every display name and seed spelling a synonym of its value, refusing a clash."""
+    for table in (_DISPLAY, _SEED):
+        for enum, names in table.items():
+            synonyms = _SYNONYMS.setdefault(enum, {})
+            for value, name in names.items():
+                key = _squash(name)
+                if synonyms.setdefault(key, value) != value:
+                    raise RuntimeError(f"{name!r} would mean both {synonyms[key]} and {value}")
+
+
+_register_names()
+
+
+def _field_enum(field: str) -> type[StrEnum]:
+    enum = FIELDS.get(field)
+    if enum is None:
+        raise ValueError(f"{field!r} is not a vocabulary field; use one of: {', '.join(FIELDS)}")
+    return enum
+
+
+def _member_value(enum: type[StrEnum], field: str, value: object) -> str:
+    member = normalise(enum, value)
+    if member is None:
+        raise ValueError(f"{value!r} is not a value of {field}")
+    return member.value
+
+
+def display_name(field: str, value: object) -> str:
+    """The one text ``value`` of ``field`` is shown as ("t1ce" -> "T1-weighted post-contrast").
+
+    ``value`` may be a member or any spelling :func:`normalise` accepts; raises ``ValueError`` for
+    an unknown field or value.
+    """
+    enum = _field_enum(field)
+    return _DISPLAY[enum][_member_value(enum, field, value)]
+
+
+def seed_spelling(field: str, value: object) -> str:
+    """MM-NeuroOnco's own spelling of ``value`` ("t1ce" -> "T1_CE", "small" -> "Small/Focal").
+
+    Fields the seed never spells fall back to :func:`display_name`.
+    """
+    enum = _field_enum(field)
+    member = _member_value(enum, field, value)
+    return _SEED.get(enum, _DISPLAY[enum]).get(member, _DISPLAY[enum][member])
