@@ -21,7 +21,7 @@ import shutil
 from pathlib import Path
 from typing import Any, TextIO
 
-from neuroonco.finetune.records import IMAGE_TOKEN, Instruction, validate_messages
+from neuroonco.finetune.records import IMAGE_TOKEN, Instruction, InvalidRecord, validate_messages
 from neuroonco.finetune.splits import SPLITS
 
 FORMATS = ("llamafactory", "llava", "openai", "hf")
@@ -48,12 +48,12 @@ def llamafactory_info() -> dict[str, Any]:
 
 def place_image(source: Path, target: Path) -> None:
     """``target`` becomes the same file as ``source`` (a hard link, else a copy)."""
-    if target.exists():
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.link(source, target)
-    except OSError:
+    except (FileExistsError, FileNotFoundError):
+        if not os.path.isfile(source):
+            raise FileNotFoundError(source) from None
+    except OSError:  # another file system, or links not allowed
         shutil.copyfile(source, target)
 
 
@@ -62,10 +62,13 @@ class Writer:
 
     name = ""
     suffix = ".jsonl"
+    places_images = True
 
     def __init__(self, root: Path, store_root: Path) -> None:
         self.root = root / self.name
         self.root.mkdir(parents=True)
+        if self.places_images:
+            (self.root / "images").mkdir()
         self.store_root = store_root
         self.files: dict[str, TextIO] = {}
         self.counts = dict.fromkeys(SPLITS, 0)
@@ -83,7 +86,12 @@ class Writer:
         """The record's image path relative to the format folder (placed on first use)."""
         if item.slice_id != self._last_slice:  # a slice's instructions come together
             rel = f"images/{item.slice_id}.png"
-            place_image(self.store_root / item.image, self.root / rel)
+            try:
+                place_image(self.store_root / item.image, self.root / rel)
+            except FileNotFoundError:
+                raise InvalidRecord(
+                    f"slice {item.slice_id}: image {item.image} is missing from the store"
+                ) from None
             self._last_slice, self._image = item.slice_id, rel
         return self._image
 
@@ -108,7 +116,7 @@ class LlamaFactoryWriter(Writer):
 
     def encode(self, item: Instruction, image: str) -> str:
         messages = item.messages()
-        validate_messages(messages, [image], self.root, check_files=True)
+        validate_messages(messages, [image], self.root, check_files=False)  # placed
         record = {"messages": messages, "images": [image]}
         return json.dumps(record, ensure_ascii=False) + "\n"
 
@@ -133,7 +141,7 @@ class LlavaWriter(Writer):
 
     def encode(self, item: Instruction, image: str) -> str:
         messages = item.messages()
-        validate_messages(messages, [image], self.root, check_files=True)
+        validate_messages(messages, [image], self.root, check_files=False)  # placed
         user = messages[0]["content"].replace(IMAGE_TOKEN, IMAGE_TOKEN + "\n", 1)
         record = {
             "id": item.id,
@@ -156,6 +164,7 @@ class OpenAIWriter(Writer):
     """OpenAI chat fine-tuning JSONL: the image is a base64 data URL in the user turn."""
 
     name = "openai"
+    places_images = False
 
     def __init__(self, root: Path, store_root: Path) -> None:
         super().__init__(root, store_root)

@@ -18,7 +18,7 @@ from typing import Any
 
 from neuroonco.errors import ConfigError
 from neuroonco.finetune.exports import Writer
-from neuroonco.finetune.records import Instruction, validate_messages
+from neuroonco.finetune.records import Instruction, InvalidRecord, validate_messages
 from neuroonco.finetune.splits import SPLITS
 
 INSTALL_HINT = "pip install 'neuroonco[finetune]'"
@@ -62,6 +62,7 @@ def features() -> Any:
 
 class HFWriter(Writer):
     name = "hf"
+    places_images = False
 
     def __init__(self, root: Path, store_root: Path) -> None:
         require_datasets()
@@ -78,11 +79,15 @@ class HFWriter(Writer):
         return handle
 
     def image_for(self, item: Instruction) -> str:
+        if item.slice_id != self._last_slice:
+            if not (self.store_root / item.image).is_file():
+                raise InvalidRecord(f"slice {item.slice_id}: image {item.image} is missing")
+            self._last_slice = item.slice_id
         return item.image  # read from the store when the Arrow files are written
 
     def encode(self, item: Instruction, image: str) -> str:
         messages = item.messages()
-        validate_messages(messages, [image], self.store_root, check_files=True)
+        validate_messages(messages, [image], self.store_root, check_files=False)
         record = {
             "id": item.id,
             "image": image,

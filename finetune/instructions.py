@@ -23,15 +23,10 @@ from neuroonco.finetune import annotated
 from neuroonco.finetune.annotated import NothingToExport, RunChoice
 from neuroonco.finetune.exports import FORMATS, make_writers
 from neuroonco.finetune.questions import GenerationOptions, generate, vocabulary_values
-from neuroonco.finetune.records import ROW_COLUMNS, Instruction
+from neuroonco.finetune.rowsink import RowSink
 from neuroonco.finetune.splits import SplitPlan, SplitRatios, plan_splits
 from neuroonco.finetune.stats import StatsCollector, write_stats
 from neuroonco.schemas.lookalikes import LOOKALIKES_VERSION
-
-_INSERT = (
-    f"insert or replace into instructions ({', '.join(ROW_COLUMNS)}) "
-    f"values ({', '.join('?' for _ in ROW_COLUMNS)})"
-)
 
 
 @dataclass
@@ -130,26 +125,16 @@ def build_instructions(
         stats = StatsCollector()
         with atomic_dir(opts.out, opts.force) as tmp:
             writers = make_writers(opts.formats, tmp, Path(opts.db).parent)
-            with store.transaction(db):
-                db.conn.execute(
-                    "delete from instructions where run_id in"
-                    " (select id from runs where config_hash = ?) or run_id = ?",
-                    [choice.config_hash, choice.run_id],
+            sink = RowSink(
+                Path(opts.db),
+                "select id from runs where config_hash = ? union select ?",
+                [choice.config_hash, choice.run_id],
+            )
+            ok = False
+            try:
+                _stream(
+                    db, choice, opts, plan, gen, writers, stats, sink, on_slice, total, paraphraser
                 )
-                batch: list[tuple] = []
-                for done, (item, split) in enumerate(_slices_with_splits(db, choice, opts, plan)):
-                    stats.add_slice(vocabulary_values(item.findings), split, item.subject_id)
-                    for ins in generate(item, gen):
-                        ins.split = split
-                        if paraphraser is not None and ins.kind == "open":
-                            paraphraser.apply(ins, item)
-                        _emit(ins, writers, stats, batch)
-                    if len(batch) >= 2000:
-                        db.conn.executemany(_INSERT, batch)
-                        batch.clear()
-                    if on_slice is not None:
-                        on_slice(done + 1, total)
-                db.conn.executemany(_INSERT, batch)
                 for writer in writers:
                     writer.close()
                 result = stats.result(
@@ -174,13 +159,29 @@ def build_instructions(
                     from neuroonco.finetune.hf_export import write_card
 
                     write_card(tmp / "hf", result)
+                ok = True
+            finally:
+                sink.finish(commit=ok)
     finally:
         db.close()
     return result
 
 
-def _emit(ins: Instruction, writers, stats: StatsCollector, batch: list[tuple]) -> None:
-    for writer in writers:
-        writer.write(ins)
-    stats.add(ins)
-    batch.append(ins.row())
+def _stream(db, choice, opts, plan, gen, writers, stats, sink, on_slice, total, paraphraser):
+    batch: list[tuple] = []
+    for done, (item, split) in enumerate(_slices_with_splits(db, choice, opts, plan)):
+        stats.add_slice(vocabulary_values(item.findings), split, item.subject_id)
+        for ins in generate(item, gen):
+            ins.split = split
+            if paraphraser is not None and ins.kind == "open":
+                paraphraser.apply(ins, item)
+            for writer in writers:
+                writer.write(ins)
+            stats.add(ins)
+            batch.append(ins.row())
+        if len(batch) >= 4000:
+            sink.put(batch)
+            batch = []
+        if on_slice is not None:
+            on_slice(done + 1, total)
+    sink.put(batch)

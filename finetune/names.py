@@ -23,20 +23,7 @@ def display_name(field: str, value: str) -> str:
     """The display text of a vocabulary value, or of a look-alike outside the vocabulary."""
     if field == "diagnosis" and value in OUT_OF_VOCABULARY:
         return OUT_OF_VOCABULARY[value]
-    shown = getattr(vocabulary, "display_name", None)
-    if shown is not None:
-        return shown(field, value)
-    return _fallback_display(field, value)
-
-
-def _fallback_display(field: str, value: str) -> str:
-    # Until schemas/vocabulary.display_name lands (vocab branch): the value in words.
-    member = normalise(FIELDS[field], value)
-    if member is None:
-        raise ValueError(f"{value!r} is not a value of {field}")
-    special = {"t1": "T1-weighted", "t1ce": "T1-weighted post-contrast", "t2": "T2-weighted"}
-    text = special.get(member.value) or member.value.replace("_", " ")
-    return "FLAIR" if text == "flair" else text[0].upper() + text[1:]
+    return vocabulary.display_name(field, value)
 
 
 @lru_cache(maxsize=4096)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass
+from functools import lru_cache
 from string import ascii_uppercase
 
 from neuroonco.finetune import templates as t
@@ -51,19 +52,29 @@ def slice_rng(seed: int, slice_id: str) -> random.Random:
 
 
 def instruction_id(run_id: str, slice_id: str, task: str, kind: str) -> str:
-    return hashlib.sha256(f"{run_id}|{slice_id}|{task}|{kind}".encode()).hexdigest()[:24]
+    """Stable and readable: one instruction per (run, slice, task, kind)."""
+    return f"{run_id}:{slice_id}:{task}:{kind}"
+
+
+_VALUES = {name: frozenset(m.value for m in FIELDS[name]) for name in CLOSED_FIELDS}
 
 
 def vocabulary_values(findings: dict) -> dict[str, str]:
     """The consensus fields that hold a vocabulary value (anything else asks nothing)."""
     out = {}
     for name in CLOSED_FIELDS:
-        try:
-            member = normalise(FIELDS[name], findings.get(name))
-        except ValueError:
+        value = findings.get(name)
+        if value is None:
             continue
-        if member is not None:
-            out[name] = member.value
+        if value not in _VALUES[name]:  # the consensus is normalised; this is a safety net
+            try:
+                member = normalise(FIELDS[name], value)
+            except ValueError:
+                continue
+            if member is None:
+                continue
+            value = member.value
+        out[name] = value
     return out
 
 
@@ -90,40 +101,58 @@ def _base(item: AnnotatedSlice, values: dict, task: str, kind: str, **kw) -> Ins
     )
 
 
-def _distractors(name: str, value: str) -> list[str]:
+@lru_cache(maxsize=256)
+def _distractors(name: str, value: str) -> tuple[str, ...]:
     if name == "diagnosis":
-        return list(LOOKALIKES[value])
-    return [m.value for m in FIELDS[name] if m.value != value]
+        return LOOKALIKES[value]
+    return tuple(m.value for m in FIELDS[name] if m.value != value)
 
 
-def _letters(texts: list[str]) -> dict[str, str]:
-    return {ascii_uppercase[i]: text for i, text in enumerate(texts)}
+def _sample(pool: tuple[str, ...], k: int, rand) -> list[str]:
+    """``k`` of ``pool`` in random order (a partial Fisher-Yates shuffle: k draws)."""
+    items = list(pool)
+    n = len(items)
+    for i in range(min(k, n)):
+        j = i + int(rand() * (n - i))
+        items[i], items[j] = items[j], items[i]
+    return items[: min(k, n)]
+
+
+_DISPLAY: dict[tuple[str, str], str] = {}
+
+
+def _shown(name: str, value: str) -> str:
+    text = _DISPLAY.get((name, value))
+    if text is None:
+        text = _DISPLAY[(name, value)] = display_name(name, value)
+    return text
 
 
 def closed_question(
     item: AnnotatedSlice, name: str, values: dict, rng: random.Random, options: GenerationOptions
 ) -> Instruction:
     value = values[name]
+    rand = rng.random
     binary = name == "diagnosis" and value in BINARY_DIAGNOSES
     stems = t.CLOSED_STEMS["diagnosis_binary" if binary else name]
-    template = rng.randrange(len(stems))
-    cot = rng.random() < options.cot_rate
-    trap_draw = rng.random()
+    template = int(rand() * len(stems))
+    cot = rand() < options.cot_rate
+    trap_draw = rand()
     if binary:
-        texts = [HEALTHY, ABNORMAL]
-        rng.shuffle(texts)
+        texts = [HEALTHY, ABNORMAL] if rand() < 0.5 else [ABNORMAL, HEALTHY]
         right = HEALTHY if value == "no_tumor" else ABNORMAL
         trap = False
     else:
         pool = _distractors(name, value)
         trap = trap_draw < options.trap_rate
-        picked = rng.sample(pool, min(MAX_OPTIONS - (0 if trap else 1), len(pool)))
-        shown = picked if trap else [value, *picked]
-        rng.shuffle(shown)
-        texts = [display_name(name, v) for v in shown] + [NONE_OF_THE_ABOVE]
-        right = NONE_OF_THE_ABOVE if trap else display_name(name, value)
-    letters = _letters(texts)
-    answer = next(k for k, v in letters.items() if v == right)
+        shown = _sample(pool, MAX_OPTIONS - (0 if trap else 1), rand)
+        if not trap:
+            shown.insert(int(rand() * (len(shown) + 1)), value)
+        texts = [_shown(name, v) for v in shown]
+        texts.append(NONE_OF_THE_ABOVE)
+        right = NONE_OF_THE_ABOVE if trap else _shown(name, value)
+    letters = dict(zip(ascii_uppercase, texts, strict=False))
+    answer = ascii_uppercase[texts.index(right)]
     stem = stems[template]
     listing = "\n".join(f"{k}. {v}" for k, v in letters.items())
     prompt = f"{stem}\nOptions:\n{listing}\n{t.COT_PROMPT if cot else t.LETTER_PROMPT}"
@@ -141,7 +170,7 @@ def closed_question(
         response=response,
         options=letters,
         trap=trap,
-        original_answer=display_name(name, value) if trap else None,
+        original_answer=_shown(name, value) if trap else None,
     )
 
 

@@ -98,19 +98,21 @@ def validate_messages(
     """Raise :class:`InvalidRecord` saying what is wrong with one chat record."""
     if not messages:
         raise InvalidRecord("a record without messages")
-    tokens = sum(m.get("content", "").count(IMAGE_TOKEN) for m in messages)
+    tokens = 0
+    expected = "system" if messages[0].get("role") == "system" else "user"
+    for i, message in enumerate(messages):
+        role, content = message.get("role"), message.get("content")
+        if role != expected:
+            roles = [m.get("role") for m in messages]
+            raise InvalidRecord(f"roles {roles} do not alternate user/assistant")
+        expected = "assistant" if role != "assistant" else "user"
+        if not content or content.isspace():
+            raise InvalidRecord(f"message {i} ({role}) is empty")
+        tokens += content.count(IMAGE_TOKEN)
+    if expected != "user":
+        raise InvalidRecord("the last message is not the assistant's")
     if tokens != len(images):
         raise InvalidRecord(f"{tokens} {IMAGE_TOKEN} token(s) for {len(images)} image(s)")
-    roles = [m.get("role") for m in messages]
-    if roles[0] == "system":
-        roles = roles[1:]
-    if not roles or len(roles) % 2:
-        raise InvalidRecord(f"roles {roles} do not pair user with assistant")
-    for i, role in enumerate(roles):
-        if role != ("user" if i % 2 == 0 else "assistant"):
-            raise InvalidRecord(f"roles {roles} do not alternate user/assistant")
-    if any(not (m.get("content") or "").strip() for m in messages):
-        raise InvalidRecord("an empty message")
     if check_files and root is not None:
         for image in images:
             if not (root / image).is_file():

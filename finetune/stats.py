@@ -63,10 +63,16 @@ class StatsCollector:
             "by_diagnosis": dict(sorted(self.by["diagnosis"].items())),
             "by_split": {s: self.by["split"].get(s, 0) for s in SPLITS},
             "fill_rate": {f: round(self.filled.get(f, 0) / n, 4) for f in CLOSED_FIELDS},
-            "air": round(sum(self.filled.get(f, 0) for f in CLOSED_FIELDS) / (n * len(CLOSED_FIELDS)), 4),
+            "air": round(
+                sum(self.filled.get(f, 0) for f in CLOSED_FIELDS) / (n * len(CLOSED_FIELDS)), 4
+            ),
             "traps": total_traps,
             "traps_by_task": {
-                task: {"traps": self.traps[task], "closed": c, "rate": round(self.traps[task] / c, 4)}
+                task: {
+                    "traps": self.traps[task],
+                    "closed": c,
+                    "rate": round(self.traps[task] / c, 4),
+                }
                 for task, c in sorted(self.closed.items())
             },
             "trap_share_of_closed": round(total_traps / max(eligible, 1), 4),
