@@ -29,7 +29,7 @@ CLOSED_STEMS: dict[str, tuple[str, ...]] = {
         "What is the MRI sequence of this image?",
     ),
     "size": (
-        "How large is the lesion relative to the image?",
+        "How big is the lesion relative to the image?",
         "What is the size of the lesion on this slice?",
         "How much of the image area does the lesion occupy?",
     ),
