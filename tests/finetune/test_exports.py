@@ -16,14 +16,14 @@ from neuroonco.finetune.records import InvalidRecord, validate_messages
 def test_llamafactory_layout_is_the_agreed_one(instruction_set):
     _, out, stats = instruction_set
     folder = out / "llamafactory"
-    info = json.loads((folder / "dataset_info.json").read_text())
+    info = json.loads((folder / "dataset_info.json").read_text(encoding="utf-8"))
     assert info == llamafactory_info()
     assert set(info) == {"neuroonco_train", "neuroonco_val", "neuroonco_test"}
     total = 0
     for name, entry in info.items():
         assert entry["formatting"] == "sharegpt"
         assert entry["columns"] == {"messages": "messages", "images": "images"}
-        lines = (folder / entry["file_name"]).read_text().splitlines()
+        lines = (folder / entry["file_name"]).read_text(encoding="utf-8").splitlines()
         assert len(lines) == stats["by_split"][name.split("_")[1]]
         for line in lines:
             record = json.loads(line)
@@ -44,7 +44,7 @@ def test_llava_conversations(instruction_set):
     folder = out / "llava"
     n = 0
     for split in ("train", "val", "test"):
-        records = json.loads((folder / f"{split}.json").read_text())
+        records = json.loads((folder / f"{split}.json").read_text(encoding="utf-8"))
         for r in records:
             assert [c["from"] for c in r["conversations"]] == ["human", "gpt"]
             assert r["conversations"][0]["value"].startswith("<image>\n")
@@ -55,7 +55,7 @@ def test_llava_conversations(instruction_set):
 
 def test_openai_chat_with_data_urls(instruction_set):
     _, out, _ = instruction_set
-    line = (out / "openai" / "train.jsonl").read_text().splitlines()[0]
+    line = (out / "openai" / "train.jsonl").read_text(encoding="utf-8").splitlines()[0]
     record = json.loads(line)
     user, assistant = record["messages"]
     assert user["role"] == "user" and assistant["role"] == "assistant"
@@ -75,7 +75,7 @@ def test_hf_loads_from_disk_with_images_and_card(instruction_set):
     assert row["image"].size[0] > 0  # decoded as a PIL image from embedded bytes
     assert row["messages"][0]["role"] == "user"
     assert sum(len(loaded[s]) for s in loaded) == stats["n_instructions"]
-    card = (out / "hf" / "README.md").read_text()
+    card = (out / "hf" / "README.md").read_text(encoding="utf-8")
     meta = yaml.safe_load(card.split("---")[1])
     assert meta["license"] and "visual-question-answering" in meta["task_categories"]
     splits = {s["name"]: s["num_examples"] for s in meta["dataset_info"]["splits"]}

@@ -35,13 +35,13 @@ def test_rows_stats_and_summary(instruction_set):
         " group by s.subject_id having count(distinct i.split) > 1"
     ).fetchall()
     assert crossing == []
-    saved = json.loads((out / "stats.json").read_text())
+    saved = json.loads((out / "stats.json").read_text(encoding="utf-8"))
     assert saved == stats
     assert set(stats["fill_rate"]) >= {"diagnosis", "modality", "size", "edema"}
     assert 0 < stats["air"] <= 1 and stats["by_split"]["test"] > 0
     assert sum(stats["by_task"].values()) == stats["n_instructions"]
     assert all(v["traps"] <= v["closed"] for v in stats["traps_by_task"].values())
-    summary = (out / "summary.md").read_text()
+    summary = (out / "summary.md").read_text(encoding="utf-8")
     for heading in ("by task", "by kind", "by diagnosis", "by split", "Fill rate", "Traps by task"):
         assert heading in summary
 
