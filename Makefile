@@ -24,6 +24,8 @@ demo: $(VENV)/.core
 	rm -rf $(DEMO)
 	$(BIN)/python -m neuroonco.tools.sample_tree $(DEMO)/sources --seed 0
 	$(BIN)/neuroonco annotate $(DEMO)/sources --db $(DEMO)/neuroonco.db
+	$(BIN)/neuroonco instructions --db $(DEMO)/neuroonco.db --out $(DEMO)/instructions \
+		--format llamafactory --format llava --format openai
 
 test: $(VENV)/.dev
 	$(BIN)/ruff check .
