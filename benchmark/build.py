@@ -1,4 +1,4 @@
-"""`bench build`: our benchmark, in the official MM-NeuroOnco-Bench v1.0 format, from the TEST split.
+"""`bench build`: our benchmark in the official MM-NeuroOnco-Bench v1.0 format, from the TEST split.
 
 ``closed.json``: a list of ``{"id", "image_path", "vqa_pairs"}``, each pair ``{"question_type",
 "question", "options": {"A": ..., "E": "None of the above"}, "answer": "<letter>"}`` plus

@@ -1,8 +1,8 @@
 """The annotated slices an instruction set is built from, streamed from the store.
 
-One configuration (the annotation config hash of ``--run RUN``, or of the latest run) and, per slice,
-its current annotation under that configuration: the newest row, since a resumed run adds rows
-under new run ids. ``accepted`` only, unless more statuses are included. Duplicates
+One configuration (the annotation config hash of ``--run RUN``, or of the latest run) and, per
+slice, its current annotation under that configuration: the newest row, since a resumed run adds
+rows under new run ids. ``accepted`` only, unless more statuses are included. Duplicates
 (``duplicate_of``) never produce instructions of their own. Rows are read through a cursor, so the
 memory used does not grow with the number of slices.
 """

@@ -138,7 +138,7 @@ def _rows(path: str, store_root: str) -> Iterator[dict[str, Any]]:
 
 
 def write_card(folder: Path, stats: dict[str, Any]) -> None:
-    """The dataset card: Hub YAML metadata (license, task categories, splits) and how it was made."""
+    """The dataset card: Hub YAML metadata (license, task categories, splits), how it was made."""
     counts = stats["by_split"]
     total = sum(counts.values())
     size = "n<1K" if total < 1000 else "1K<n<10K" if total < 10_000 else "10K<n<100K"

@@ -174,7 +174,8 @@ def evidence(field: str, value: str, findings: dict, measurements: dict) -> str:
     if field == "shape" and (circ := _num(m.get("circularity"))) is not None:
         el = _num(m.get("elongation"))
         elong = f" and elongation {el:.2f}" if el is not None else ""
-        return f"Its largest component has circularity {circ:.2f}{elong}, a {phrase(field, value)} outline."
+        outline = phrase(field, value)
+        return f"Its largest component has circularity {circ:.2f}{elong}, a {outline} outline."
     if field == "spread" and (n := _num(m.get("components"))) is not None:
         ratio = _num(m.get("largest_component_ratio"))
         share = f", the largest holding {ratio:.0%} of the lesion area" if ratio is not None else ""
@@ -193,7 +194,8 @@ def evidence(field: str, value: str, findings: dict, measurements: dict) -> str:
     if field == "texture" and (cv := _num(stats.get("cv"))) is not None:
         return f"The lesion signal varies with a coefficient of variation of {cv:.2f}: {value}."
     if field == "margins" and (edge := _num(stats.get("edge_sharpness"))) is not None:
-        return f"The edge sharpness at the lesion border is {edge:.2f}: {keyword(field, value)} margins."
+        word = keyword(field, value)
+        return f"The edge sharpness at the lesion border is {edge:.2f}: {word} margins."
     if field == "laterality":
         return f"The lesion lies {side_phrase(value)} (images in radiological convention)."
     if field == "modality":

@@ -1,4 +1,4 @@
-"""`bench build`: our benchmark in the official MM-NeuroOnco-Bench v1.0 structure, from the test split."""
+"""`bench build`: our benchmark in the official v1.0 structure, from the test split."""
 
 from __future__ import annotations
 

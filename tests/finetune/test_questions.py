@@ -90,9 +90,7 @@ def test_answers_are_among_options_and_traps_are_honest(real_slices, synthetic_s
 def test_trap_rate_is_configurable(synthetic_slices):
     none = all_instructions(synthetic_slices[:300], trap_rate=0.0)
     assert not any(
-        i.trap or i.answer and i.options and i.options[i.answer] == NONE_OF_THE_ABOVE
-        for _, i in none
-        if i.kind == "closed"
+        i.trap or i.options[i.answer] == NONE_OF_THE_ABOVE for _, i in none if i.kind == "closed"
     )
     every = [
         i

@@ -26,10 +26,6 @@ def test_every_typed_diagnosis_has_four_distinct_lookalikes():
 
 def test_the_official_benchmark_families_are_kept():
     assert {"metastasis", "lymphoma", "abscess"} <= set(LOOKALIKES["glioma"])
-    assert {"schwannoma", "hemangiopericytoma", "dural_metastasis"} <= set(
-        LOOKALIKES["meningioma"]
-    )
+    assert {"schwannoma", "hemangiopericytoma", "dural_metastasis"} <= set(LOOKALIKES["meningioma"])
     assert {"craniopharyngioma", "rathke_cleft_cyst"} <= set(LOOKALIKES["pituitary_tumor"])
-    assert {"meningioma", "hemangiopericytoma", "dural_metastasis"} <= set(
-        LOOKALIKES["schwannoma"]
-    )
+    assert {"meningioma", "hemangiopericytoma", "dural_metastasis"} <= set(LOOKALIKES["schwannoma"])

@@ -11,7 +11,7 @@ from neuroonco.tools.sample_tree import write_sample_tree
 
 
 def build_annotated_store(root: Path, seed: int = 3) -> Path:
-    """``root/store.db`` with every sample slice ingested (one negative per 3D case) and annotated."""
+    """``root/store.db``: every sample slice ingested (one negative per 3D case), annotated."""
     write_sample_tree(root / "src", seed=seed, small=True)
     db = root / "store.db"
     ingest([root / "src"], db, IngestOptions(negatives=1))
