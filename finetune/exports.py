@@ -21,7 +21,14 @@ import shutil
 from pathlib import Path
 from typing import Any, TextIO
 
-from neuroonco.finetune.records import IMAGE_TOKEN, Instruction, InvalidRecord, validate_messages
+from neuroonco.finetune.records import (
+    IMAGE_TOKEN,
+    Instruction,
+    InvalidRecord,
+    check_turns,
+    encode_string,
+    validate_messages,
+)
 from neuroonco.finetune.splits import SPLITS
 
 FORMATS = ("llamafactory", "llava", "openai", "hf")
@@ -115,10 +122,22 @@ class LlamaFactoryWriter(Writer):
     name = "llamafactory"
 
     def encode(self, item: Instruction, image: str) -> str:
-        messages = item.messages()
-        validate_messages(messages, [image], self.root, check_files=False)  # placed
-        record = {"messages": messages, "images": [image]}
-        return json.dumps(record, ensure_ascii=False) + "\n"
+        # Written by hand, byte for byte what json.dumps(record, ensure_ascii=False) gives:
+        # the cached user turn is reused across the many questions that share it.
+        if item.user_json is None:
+            check_turns(item.user_content, item.response, 1)
+            user = encode_string(item.user_content)
+        else:  # a cached frame, its user turn checked when the frame was made
+            check_turns(IMAGE_TOKEN, item.response, 1)
+            user = item.user_json
+        return (
+            '{"messages": [{"role": "user", "content": ' + user + '}, {"role": "assistant", '
+            '"content": '
+            + encode_string(item.response)
+            + '}], "images": ['
+            + encode_string(image)
+            + "]}\n"
+        )
 
     def close(self) -> None:
         super().close()

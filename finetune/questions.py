@@ -17,6 +17,7 @@ depend on which other slices are in the set.
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 from dataclasses import dataclass
 from functools import lru_cache
@@ -25,7 +26,7 @@ from string import ascii_uppercase
 from neuroonco.finetune import templates as t
 from neuroonco.finetune.annotated import AnnotatedSlice
 from neuroonco.finetune.names import NONE_OF_THE_ABOVE, display_name
-from neuroonco.finetune.records import Instruction
+from neuroonco.finetune.records import IMAGE_TOKEN, Instruction, check_turns, encode_string
 from neuroonco.schemas.findings import LESION_FIELDS
 from neuroonco.schemas.lookalikes import ABNORMAL, BINARY_DIAGNOSES, HEALTHY, LOOKALIKES
 from neuroonco.schemas.vocabulary import FIELDS, normalise
@@ -128,49 +129,87 @@ def _shown(name: str, value: str) -> str:
     return text
 
 
+@dataclass(frozen=True, slots=True)
+class _Frame:
+    """Everything of a closed question that does not depend on the slice (cached: few exist)."""
+
+    stem: str
+    letters: dict[str, str]
+    answer: str
+    prompt: str
+    options_json: str
+    user_json: str  # the user turn's content, JSON-encoded, with its <image> token
+    original: str | None
+
+
+@lru_cache(maxsize=1 << 13)  # bounded: memory stays flat however many slices
+def _frame(
+    name: str, value: str, template: int, cot: bool, shown: tuple[str, ...], trap: bool
+) -> _Frame:
+    binary = name == "diagnosis" and value in BINARY_DIAGNOSES
+    stem = t.CLOSED_STEMS["diagnosis_binary" if binary else name][template]
+    if binary:
+        texts = list(shown)
+        right = HEALTHY if value == "no_tumor" else ABNORMAL
+    else:
+        texts = [*(_shown(name, v) for v in shown), NONE_OF_THE_ABOVE]
+        right = NONE_OF_THE_ABOVE if trap else _shown(name, value)
+    letters = dict(zip(ascii_uppercase, texts, strict=False))
+    listing = "\n".join(f"{k}. {v}" for k, v in letters.items())
+    prompt = f"{stem}\nOptions:\n{listing}\n{t.COT_PROMPT if cot else t.LETTER_PROMPT}"
+    check_turns(IMAGE_TOKEN + prompt, "-", 1)  # the user turn of every record using the frame
+    return _Frame(
+        stem=stem,
+        letters=letters,
+        answer=ascii_uppercase[texts.index(right)],
+        prompt=prompt,
+        options_json=json.dumps(letters, ensure_ascii=False),
+        user_json=encode_string(IMAGE_TOKEN + prompt),
+        original=_shown(name, value) if trap else None,
+    )
+
+
 def closed_question(
     item: AnnotatedSlice, name: str, values: dict, rng: random.Random, options: GenerationOptions
 ) -> Instruction:
     value = values[name]
     rand = rng.random
     binary = name == "diagnosis" and value in BINARY_DIAGNOSES
-    stems = t.CLOSED_STEMS["diagnosis_binary" if binary else name]
-    template = int(rand() * len(stems))
+    template = int(rand() * 3)  # every task has three stems (a test holds this)
     cot = rand() < options.cot_rate
     trap_draw = rand()
     if binary:
-        texts = [HEALTHY, ABNORMAL] if rand() < 0.5 else [ABNORMAL, HEALTHY]
-        right = HEALTHY if value == "no_tumor" else ABNORMAL
+        shown = (HEALTHY, ABNORMAL) if rand() < 0.5 else (ABNORMAL, HEALTHY)
         trap = False
     else:
-        pool = _distractors(name, value)
         trap = trap_draw < options.trap_rate
-        shown = _sample(pool, MAX_OPTIONS - (0 if trap else 1), rand)
+        picked = _sample(_distractors(name, value), MAX_OPTIONS - (0 if trap else 1), rand)
         if not trap:
-            shown.insert(int(rand() * (len(shown) + 1)), value)
-        texts = [_shown(name, v) for v in shown]
-        texts.append(NONE_OF_THE_ABOVE)
-        right = NONE_OF_THE_ABOVE if trap else _shown(name, value)
-    letters = dict(zip(ascii_uppercase, texts, strict=False))
-    answer = ascii_uppercase[texts.index(right)]
-    stem = stems[template]
-    listing = "\n".join(f"{k}. {v}" for k, v in letters.items())
-    prompt = f"{stem}\nOptions:\n{listing}\n{t.COT_PROMPT if cot else t.LETTER_PROMPT}"
+            picked.insert(int(rand() * (len(picked) + 1)), value)
+        shown = tuple(picked)
+    frame = _frame(name, value, template, cot, shown, trap)
+    answer = frame.answer
     response = f"Final: {answer}\n{_explain(item, name, value, binary, trap)}" if cot else answer
-    return _base(
-        item,
-        values,
+    return Instruction(
+        f"{item.run_id}:{item.slice_id}:{name}:closed",
+        item.slice_id,
+        item.run_id,
+        item.subject_id,
+        values.get("diagnosis"),
         name,
         "closed",
-        style="cot" if cot else "letter",
-        template=template,
-        question=stem,
-        prompt=prompt,
-        answer=answer,
-        response=response,
-        options=letters,
-        trap=trap,
-        original_answer=_shown(name, value) if trap else None,
+        "cot" if cot else "letter",
+        template,
+        frame.stem,
+        frame.prompt,
+        answer,
+        response,
+        item.image_path,
+        frame.letters,
+        trap,
+        frame.original,
+        options_json=frame.options_json,
+        user_json=frame.user_json,
     )
 
 
@@ -179,10 +218,10 @@ def _explain(item: AnnotatedSlice, name: str, value: str, binary: bool, trap: bo
     if binary:
         if value == "no_tumor":
             return "No lesion is seen on this slice, so it is healthy."
-        seen = t.finding_sentence(f) if any(f.get(k) for k in LESION_FIELDS) else "a lesion"
+        seen = _sentence(f) if _has_lesion(f) else "a lesion"
         return f"The slice shows {seen}, so it is abnormal."
     if name == "diagnosis":
-        reason = f"The slice shows {t.finding_sentence(f)}." if _has_lesion(f) else ""
+        reason = f"The slice shows {_sentence(f)}." if _has_lesion(f) else ""
         because = f"{reason} The appearance fits {t.diagnosis_words(value)}".strip()
     else:
         because = t.evidence(name, value, f, m).rstrip(".")
@@ -192,6 +231,25 @@ def _explain(item: AnnotatedSlice, name: str, value: str, binary: bool, trap: bo
             "so none of the above is right."
         )
     return f"{because}. The answer is {display_name(name, value)}."
+
+
+@lru_cache(maxsize=1 << 14)
+def _sentence_for(key: tuple) -> str:
+    return t.finding_sentence(dict(zip(LESION_FIELDS, key, strict=True)))
+
+
+@lru_cache(maxsize=1 << 14)
+def _keywords_for(key: tuple) -> tuple[str, ...]:
+    return tuple(t.keyword(k, v) for k, v in zip(LESION_FIELDS, key, strict=True) if v)
+
+
+def _sentence(values: dict) -> str:
+    """The lesion findings in words (cached: many slices share one combination)."""
+    return _sentence_for(tuple(values.get(k) for k in LESION_FIELDS))
+
+
+def _lesion_keywords(values: dict) -> list[str]:
+    return list(_keywords_for(tuple(values.get(k) for k in LESION_FIELDS)))
 
 
 def _has_lesion(findings: dict) -> bool:
@@ -215,8 +273,8 @@ def report_answer(item: AnnotatedSlice, values: dict) -> tuple[str, list[str]]:
         return f"No focal lesion is seen{on}; the brain appears healthy.", ["no focal lesion"]
     if not _has_lesion(values):
         return f"An abnormality is present{on}; its features are not assessed.", ["abnormality"]
-    text = f"There is {t.finding_sentence(values)}{on}.{_measured(item.measurements)}"
-    keywords = [t.keyword(k, values[k]) for k in LESION_FIELDS if k in values]
+    text = f"There is {_sentence(values)}{on}.{_measured(item.measurements)}"
+    keywords = _lesion_keywords(values)
     if dx and dx not in BINARY_DIAGNOSES:
         text += f" The appearance is most consistent with {t.diagnosis_words(dx)}."
         keywords.append(t.diagnosis_words(dx))
@@ -244,11 +302,11 @@ def reasoning_answer(item: AnnotatedSlice, values: dict) -> tuple[str, list[str]
     others = [t.diagnosis_words(v) for v in LOOKALIKES[dx][:2]]
     cue = t.DIAGNOSIS_CUES[dx]
     text = (
-        f"The slice shows {t.finding_sentence(values)}.{_measured(item.measurements)} "
+        f"The slice shows {_sentence(values)}.{_measured(item.measurements)} "
         f"{cue[0].upper()}{cue[1:]}. Together these findings favour {t.diagnosis_words(dx)} "
         f"over {others[0]} or {others[1]}."
     )
-    return text, [t.keyword(k, values[k]) for k in LESION_FIELDS if k in values]
+    return text, _lesion_keywords(values)
 
 
 def open_instructions(item: AnnotatedSlice, values: dict, rng: random.Random) -> list[Instruction]:
@@ -261,7 +319,7 @@ def open_instructions(item: AnnotatedSlice, values: dict, rng: random.Random) ->
     out = []
     for task, build in tasks:
         stems = t.OPEN_STEMS[task]
-        template = rng.randrange(len(stems))
+        template = int(rng.random() * len(stems))
         stem = stems[template].format(diagnosis=t.diagnosis_words(dx) if dx else "")
         text, keywords = build(item, values)
         out.append(

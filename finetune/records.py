@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring as _encode_basestring
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ class InvalidRecord(NeuroOncoError):
     """An export record that a fine-tuning tool would reject or misread."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Instruction:
     id: str
     slice_id: str
@@ -43,6 +44,13 @@ class Instruction:
     keywords: list[str] = field(default_factory=list)
     split: str = "train"
     paraphrased: bool = False
+    # Encodings shared by many questions, computed once (see questions._frame).
+    options_json: str | None = None
+    user_json: str | None = None
+
+    @property
+    def user_content(self) -> str:
+        return IMAGE_TOKEN + self.prompt
 
     def messages(self, n_images: int = 1) -> list[dict[str, str]]:
         return [
@@ -59,7 +67,9 @@ class Instruction:
             self.task,
             self.kind,
             self.question,
-            None if self.options is None else json.dumps(self.options),
+            self.options_json
+            if self.options_json is not None
+            else (None if self.options is None else json.dumps(self.options, ensure_ascii=False)),
             self.answer,
             self.split,
             self.style,
@@ -70,6 +80,21 @@ class Instruction:
             self.template,
             int(self.paraphrased),
         )
+
+
+def encode_string(text: str) -> str:
+    """``text`` as a JSON string literal, as ``json.dumps(text, ensure_ascii=False)`` writes it."""
+    return _encode_basestring(text)
+
+
+def check_turns(user: str, response: str, n_images: int) -> None:
+    """The per-record check of a single-turn record (the hot path of the exports)."""
+    if user.count(IMAGE_TOKEN) != n_images:
+        raise InvalidRecord(
+            f"{user.count(IMAGE_TOKEN)} {IMAGE_TOKEN} token(s) for {n_images} image(s)"
+        )
+    if not response or response.isspace() or IMAGE_TOKEN in response:
+        raise InvalidRecord("the assistant turn is empty or holds an image token")
 
 
 ROW_COLUMNS = (

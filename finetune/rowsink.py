@@ -1,6 +1,7 @@
 """The store side of an instruction export: rows written by a thread on its own connection.
 
-SQLite releases the GIL while it inserts, so handing batches to a thread lets the generation and
+The configuration's previous rows are deleted first, so plain inserts suffice. SQLite releases
+the GIL while it inserts, so handing batches to a thread lets the generation and
 the exports go on meanwhile. The thread holds one write transaction from the first delete (the
 configuration's previous instruction set) to the end, and commits only when told the export
 succeeded: a failed or killed export leaves the store's rows as they were.
@@ -16,7 +17,7 @@ from neuroonco import store
 from neuroonco.finetune.records import ROW_COLUMNS
 
 _INSERT = (
-    f"insert or replace into instructions ({', '.join(ROW_COLUMNS)}) "
+    f"insert into instructions ({', '.join(ROW_COLUMNS)}) "
     f"values ({', '.join('?' for _ in ROW_COLUMNS)})"
 )
 _DONE = object()

@@ -26,6 +26,7 @@ class StatsCollector:
         self.slices = 0
         self.slices_by_split: Counter = Counter()
         self.subjects_by_split: dict[str, set[str]] = defaultdict(set)
+        self._combos: dict[tuple, int] = {}
 
     def add_slice(self, values: dict[str, str], split: str, subject: str) -> None:
         self.slices += 1
@@ -34,17 +35,25 @@ class StatsCollector:
         self.filled.update(values.keys())
 
     def add(self, item: Instruction) -> None:
-        self.by["task"][item.task] += 1
-        self.by["task_kind"][f"{item.task}/{item.kind}"] += 1
-        self.by["kind"][item.kind] += 1
-        self.by["style"][item.style] += 1
-        self.by["split"][item.split] += 1
-        self.by["diagnosis"][item.diagnosis or "unknown"] += 1
-        if item.kind == "closed":
-            self.closed[item.task] += 1
-            self.traps[item.task] += int(item.trap)
+        # One count per combination while streaming; the tables are summed from it at the end.
+        key = (item.task, item.kind, item.style, item.split, item.diagnosis, item.trap)
+        self._combos[key] = self._combos.get(key, 0) + 1
+
+    def _tally(self) -> None:
+        for (task, kind, style, split, diagnosis, trap), n in self._combos.items():
+            self.by["task"][task] += n
+            self.by["task_kind"][f"{task}/{kind}"] += n
+            self.by["kind"][kind] += n
+            self.by["style"][style] += n
+            self.by["split"][split] += n
+            self.by["diagnosis"][diagnosis or "unknown"] += n
+            if kind == "closed":
+                self.closed[task] += n
+                self.traps[task] += n if trap else 0
+        self._combos = {}
 
     def result(self, **context: Any) -> dict[str, Any]:
+        self._tally()
         n = max(self.slices, 1)
         total_traps = sum(self.traps.values())
         eligible = sum(self.closed.values())

@@ -168,7 +168,6 @@ def m007_instr_columns(db: sqlite_utils.Database) -> None:
     ):
         if name not in columns:
             table.add_column(name, kind)
-    table.create_index(["run_id", "split"], if_not_exists=True)
 
 
 def now() -> str:
