@@ -77,14 +77,20 @@ def choose_run(db: sqlite_utils.Database, run: str | None, db_name: str) -> RunC
     return RunChoice(row[0], row[1])
 
 
+# The newest annotation of each slice under the configuration: grouped through the
+# (config_hash, slice_id) index, so it streams in slice order without a subquery per row.
 _CURRENT = """
+with current as (
+    select slice_id, max(created_at) as created_at from annotations
+    where config_hash = ? group by slice_id
+)
 select a.slice_id, a.run_id, a.status, a.findings, s.subject_id, s.group_id, s.dataset,
        s.image_path, s.modality, s.label, s.split_hint, s.measurements
-from annotations a join slices s on s.id = a.slice_id
-where a.config_hash = ? and s.duplicate_of is null and a.status in ({marks})
-  and a.created_at = (select max(b.created_at) from annotations b
-                      where b.slice_id = a.slice_id and b.config_hash = a.config_hash)
-order by a.slice_id
+from current c
+join annotations a on a.slice_id = c.slice_id and a.config_hash = ? and a.created_at = c.created_at
+join slices s on s.id = a.slice_id
+where s.duplicate_of is null and a.status in ({marks})
+order by c.slice_id
 """
 
 
@@ -121,7 +127,7 @@ def iter_slices(
 ) -> Iterator[AnnotatedSlice]:
     """The current annotation of every selected slice, in slice-id order (deterministic)."""
     sql = _CURRENT.format(marks=", ".join("?" for _ in statuses))
-    cursor = db.conn.execute(sql, [choice.config_hash, *statuses])
+    cursor = db.conn.execute(sql, [choice.config_hash, choice.config_hash, *statuses])
     while batch := cursor.fetchmany(512):
         for row in batch:
             yield AnnotatedSlice(
