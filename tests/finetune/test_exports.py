@@ -97,3 +97,10 @@ def test_record_validation_rejects_bad_records(tmp_path):
         validate_messages(
             [ok[0], {"role": "assistant", "content": " "}], ["a.png"], None, check_files=False
         )
+
+
+def test_hand_encoded_lines_are_what_json_dumps_writes(instruction_set):
+    _, out, _ = instruction_set
+    lines = (out / "llamafactory" / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    for line in lines[:200]:
+        assert json.dumps(json.loads(line), ensure_ascii=False) == line
