@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO := demo
 
-.PHONY: demo test lint format bench-ingest bench-annotate bench-bench clean
+.PHONY: demo test lint format bench-ingest bench-annotate bench-bench bench-instructions clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,17 @@ demo: $(VENV)/.core
 	rm -rf $(DEMO)
 	$(BIN)/python -m neuroonco.tools.sample_tree $(DEMO)/sources --seed 0
 	$(BIN)/neuroonco annotate $(DEMO)/sources --db $(DEMO)/neuroonco.db
+	$(BIN)/neuroonco instructions --db $(DEMO)/neuroonco.db --out $(DEMO)/instructions \
+		--format llamafactory --format llava --format openai
+	$(BIN)/neuroonco bench build --db $(DEMO)/neuroonco.db --out $(DEMO)/bench
+	for m in random refuse prior; do \
+		$(BIN)/neuroonco bench run $(DEMO)/bench/closed.json --images-root $(DEMO)/bench \
+			--model baseline:$$m --out $(DEMO)/bench/pred-$$m.jsonl || exit 1; \
+	done
+	$(BIN)/neuroonco bench score $(DEMO)/bench/closed.json --predictions \
+		$(DEMO)/bench/pred-random.jsonl $(DEMO)/bench/pred-refuse.jsonl \
+		$(DEMO)/bench/pred-prior.jsonl --out $(DEMO)/bench/report
+	@echo "Benchmark report: $(DEMO)/bench/report/report.md"
 
 test: $(VENV)/.dev
 	$(BIN)/ruff check .
@@ -45,6 +56,9 @@ bench-annotate: $(VENV)/.dev
 
 bench-bench: $(VENV)/.dev
 	$(BIN)/python scripts/bench_bench.py
+
+bench-instructions: $(VENV)/.dev
+	$(BIN)/python scripts/bench_instructions.py
 
 clean:
 	rm -rf $(DEMO) build *.egg-info .pytest_cache .ruff_cache

@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from neuroonco.commands import annotate, bench, ingest
+from neuroonco.commands import annotate, bench, ingest, instructions
 from neuroonco.errors import NeuroOncoError
 
 app = typer.Typer(
@@ -24,6 +24,7 @@ app = typer.Typer(
 app.command("ingest")(ingest.ingest_command)
 app.command("annotate")(annotate.annotate_command)
 app.add_typer(bench.app, name="bench")
+app.command("instructions")(instructions.instructions_command)
 
 
 def main() -> None:

@@ -159,6 +159,25 @@ def m006_geom_detail_hash(db: sqlite_utils.Database) -> None:
         db["slices"].add_column("detail_hash", str)
 
 
+@migration
+def m007_instr_columns(db: sqlite_utils.Database) -> None:
+    """Instruction rows record their answer style, the assistant's text, trap and original
+    answer, the open tasks' keywords, the template used and whether a model paraphrased it."""
+    table = db["instructions"]
+    columns = table.columns_dict
+    for name, kind in (
+        ("style", str),
+        ("response", str),
+        ("trap", int),
+        ("original_answer", str),
+        ("keywords", str),
+        ("template", int),
+        ("paraphrased", int),
+    ):
+        if name not in columns:
+            table.add_column(name, kind)
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 

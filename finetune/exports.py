@@ -1,0 +1,228 @@
+"""Writers for the formats fine-tuning tools read, streamed one record at a time.
+
+- ``llamafactory``: sharegpt ``messages`` + ``images`` JSONL per split and ``dataset_info.json``
+  (layout fixed in INTERFACES.md; ms-swift reads the same records);
+- ``llava``: one JSON array per split of ``{"id", "image", "conversations"}`` with ``<image>``;
+- ``openai``: chat fine-tuning JSONL, the image inlined as a data URL;
+- ``hf``: a ``datasets`` DatasetDict on disk with an ``Image`` feature and a dataset card
+  (see :mod:`neuroonco.finetune.hf_export`).
+
+Each format folder holds its own ``images/`` (hard links to the store's PNGs where the file system
+allows, else copies), so a folder can be moved or uploaded on its own. Every record is validated
+(:func:`~neuroonco.finetune.records.validate_messages`) before it is written.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, TextIO
+
+from neuroonco.finetune.records import (
+    IMAGE_TOKEN,
+    Instruction,
+    InvalidRecord,
+    check_turns,
+    encode_string,
+    validate_messages,
+)
+from neuroonco.finetune.splits import SPLITS
+
+FORMATS = ("llamafactory", "llava", "openai", "hf")
+
+
+def llamafactory_info() -> dict[str, Any]:
+    tags = {
+        "role_tag": "role",
+        "content_tag": "content",
+        "user_tag": "user",
+        "assistant_tag": "assistant",
+        "system_tag": "system",
+    }
+    return {
+        f"neuroonco_{split}": {
+            "file_name": f"{split}.jsonl",
+            "formatting": "sharegpt",
+            "columns": {"messages": "messages", "images": "images"},
+            "tags": tags,
+        }
+        for split in SPLITS
+    }
+
+
+def place_image(source: Path, target: Path) -> None:
+    """``target`` becomes the same file as ``source`` (a hard link, else a copy)."""
+    try:
+        os.link(source, target)
+    except (FileExistsError, FileNotFoundError):
+        if not os.path.isfile(source):
+            raise FileNotFoundError(source) from None
+    except OSError:  # another file system, or links not allowed
+        shutil.copyfile(source, target)
+
+
+class Writer:
+    """Base: one folder, one open file per split, the slice's image placed once."""
+
+    name = ""
+    suffix = ".jsonl"
+    places_images = True
+
+    def __init__(self, root: Path, store_root: Path) -> None:
+        self.root = root / self.name
+        self.root.mkdir(parents=True)
+        if self.places_images:
+            (self.root / "images").mkdir()
+        self.store_root = store_root
+        self.files: dict[str, TextIO] = {}
+        self.counts = dict.fromkeys(SPLITS, 0)
+        self._last_slice: str | None = None
+        self._image = ""
+
+    def _file(self, split: str) -> TextIO:
+        handle = self.files.get(split)
+        if handle is None:
+            handle = (self.root / f"{split}{self.suffix}").open("w", encoding="utf-8")
+            self.files[split] = handle
+        return handle
+
+    def image_for(self, item: Instruction) -> str:
+        """The record's image path relative to the format folder (placed on first use)."""
+        if item.slice_id != self._last_slice:  # a slice's instructions come together
+            rel = f"images/{item.slice_id}.png"
+            try:
+                place_image(self.store_root / item.image, self.root / rel)
+            except FileNotFoundError:
+                raise InvalidRecord(
+                    f"slice {item.slice_id}: image {item.image} is missing from the store"
+                ) from None
+            self._last_slice, self._image = item.slice_id, rel
+        return self._image
+
+    def write(self, item: Instruction) -> None:
+        image = self.image_for(item)
+        handle = self._file(item.split)
+        handle.write(self.encode(item, image))
+        self.counts[item.split] += 1
+
+    def encode(self, item: Instruction, image: str) -> str:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        for split in SPLITS:  # every split file exists, even empty, so loaders find all three
+            self._file(split)
+        for handle in self.files.values():
+            handle.close()
+
+
+class LlamaFactoryWriter(Writer):
+    name = "llamafactory"
+
+    def encode(self, item: Instruction, image: str) -> str:
+        # Written by hand, byte for byte what json.dumps(record, ensure_ascii=False) gives:
+        # the cached user turn is reused across the many questions that share it.
+        if item.user_json is None:
+            check_turns(item.user_content, item.response, 1)
+            user = encode_string(item.user_content)
+        else:  # a cached frame, its user turn checked when the frame was made
+            check_turns(IMAGE_TOKEN, item.response, 1)
+            user = item.user_json
+        return (
+            '{"messages": [{"role": "user", "content": ' + user + '}, {"role": "assistant", '
+            '"content": '
+            + encode_string(item.response)
+            + '}], "images": ['
+            + encode_string(image)
+            + "]}\n"
+        )
+
+    def close(self) -> None:
+        super().close()
+        info = json.dumps(llamafactory_info(), indent=2)
+        (self.root / "dataset_info.json").write_text(info + "\n", encoding="utf-8")
+
+
+class LlavaWriter(Writer):
+    """LLaVA's conversations JSON; an array streamed element by element."""
+
+    name = "llava"
+    suffix = ".json"
+
+    def _file(self, split: str) -> TextIO:
+        fresh = split not in self.files
+        handle = super()._file(split)
+        if fresh:
+            handle.write("[\n")
+        return handle
+
+    def encode(self, item: Instruction, image: str) -> str:
+        messages = item.messages()
+        validate_messages(messages, [image], self.root, check_files=False)  # placed
+        user = messages[0]["content"].replace(IMAGE_TOKEN, IMAGE_TOKEN + "\n", 1)
+        record = {
+            "id": item.id,
+            "image": image,
+            "conversations": [
+                {"from": "human", "value": user},
+                {"from": "gpt", "value": messages[1]["content"]},
+            ],
+        }
+        lead = ",\n" if self.counts[item.split] else ""
+        return lead + json.dumps(record, ensure_ascii=False)
+
+    def close(self) -> None:
+        for split in SPLITS:
+            self._file(split).write("\n]\n")
+        super().close()
+
+
+class OpenAIWriter(Writer):
+    """OpenAI chat fine-tuning JSONL: the image is a base64 data URL in the user turn."""
+
+    name = "openai"
+    places_images = False
+
+    def __init__(self, root: Path, store_root: Path) -> None:
+        super().__init__(root, store_root)
+        self._url_for: tuple[str, str] = ("", "")
+
+    def image_for(self, item: Instruction) -> str:
+        # No images/ folder: the data URL is the image. Only the current slice's is kept.
+        if self._url_for[0] != item.slice_id:
+            data = (self.store_root / item.image).read_bytes()
+            url = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+            self._url_for = (item.slice_id, url)
+        return self._url_for[1]
+
+    def encode(self, item: Instruction, image: str) -> str:
+        messages = item.messages()
+        validate_messages(messages, [image], None, check_files=False)
+        text = messages[0]["content"].replace(IMAGE_TOKEN, "")
+        record = {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "image_url", "image_url": {"url": image}},
+                        {"type": "text", "text": text},
+                    ],
+                },
+                {"role": "assistant", "content": messages[1]["content"]},
+            ]
+        }
+        return json.dumps(record, ensure_ascii=False) + "\n"
+
+
+def make_writers(formats: list[str], root: Path, store_root: Path) -> list[Writer]:
+    from neuroonco.finetune.hf_export import HFWriter  # datasets is imported only when used
+
+    classes: dict[str, type[Writer]] = {
+        "llamafactory": LlamaFactoryWriter,
+        "llava": LlavaWriter,
+        "openai": OpenAIWriter,
+        "hf": HFWriter,
+    }
+    return [classes[name](root, store_root) for name in formats]

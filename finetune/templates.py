@@ -1,0 +1,238 @@
+"""Question templates and the answer texts built from findings and measurements.
+
+Several stems per task, so a model cannot learn one wording. No stem names a value of the field it
+asks about (the leakage test holds every stem against every answer and keyword). Answers only
+state what the consensus and the measurements hold: a missing measurement is left out, never
+guessed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from neuroonco.finetune.names import display_name
+
+CLOSED_STEMS: dict[str, tuple[str, ...]] = {
+    "diagnosis": (
+        "What is the most likely diagnosis?",
+        "Which diagnosis best fits the lesion on this slice?",
+        "Based on this image, what is the most probable tumour type?",
+    ),
+    "diagnosis_binary": (
+        "What is the overall assessment of this brain MRI slice?",
+        "How would you classify this brain MRI slice?",
+        "Which option best describes this scan?",
+    ),
+    "modality": (
+        "What imaging sequence is shown?",
+        "Which MRI sequence was used to acquire this slice?",
+        "What is the MRI sequence of this image?",
+    ),
+    "size": (
+        "How big is the lesion relative to the image?",
+        "What is the size of the lesion on this slice?",
+        "How much of the image area does the lesion occupy?",
+    ),
+    "shape": (
+        "Which term best describes the lesion's shape?",
+        "What is the outline of the lesion?",
+        "How would you describe the lesion's morphology?",
+    ),
+    "spread": (
+        "How does the lesion spread on this slice?",
+        "How many foci does the abnormality form, and how are they arranged?",
+        "Which pattern of distribution does the lesion show?",
+    ),
+    "location": (
+        "In which region of the image is the lesion?",
+        "Where does the lesion's centroid fall in a 3x3 grid over the image?",
+        "Which part of the image holds the lesion?",
+    ),
+    "laterality": (
+        "On which side of the patient's brain is the lesion?",
+        "Which hemisphere does the lesion involve?",
+        "What is the laterality of the lesion?",
+    ),
+    "margins": (
+        "How would you describe the lesion's margins?",
+        "What do the borders of the lesion look like?",
+        "How sharply is the lesion demarcated from the surrounding brain?",
+    ),
+    "texture": (
+        "What is the internal texture of the lesion?",
+        "How uniform is the signal inside the lesion?",
+        "Which term describes the lesion's internal signal pattern?",
+    ),
+    "enhancement": (
+        "What pattern of contrast enhancement does the lesion show?",
+        "How does the lesion take up contrast?",
+        "Which enhancement pattern is seen?",
+    ),
+    "edema": (
+        "How much edema surrounds the lesion?",
+        "What is the extent of perilesional edema?",
+        "How would you grade the surrounding edema?",
+    ),
+    "signal_intensity": (
+        "What is the lesion's signal relative to normal white matter?",
+        "How bright is the lesion compared with normal brain on this sequence?",
+        "Which term describes the lesion's signal intensity?",
+    ),
+}
+
+OPEN_STEMS: dict[str, tuple[str, ...]] = {
+    "report": (
+        "Describe the findings on this MRI slice.",
+        "Write a short radiology report for this image.",
+        "What does this brain MRI slice show? Report what you see.",
+    ),
+    "location": (
+        "Where is the abnormality on this slice, and on which side of the patient?",
+        "Locate the lesion on this image and state the side of the brain it involves.",
+        "Describe the position of the lesion in the image.",
+    ),
+    "reasoning": (
+        "Why is this most likely a {diagnosis}?",
+        "Which findings on this slice support the diagnosis of {diagnosis}?",
+        "Explain how the imaging features point to {diagnosis}.",
+    ),
+}
+
+LETTER_PROMPT = "Answer with the option's letter only."
+COT_PROMPT = "Give your answer as 'Final: <letter>', then explain it from the image."
+
+# The words a scorer looks for when a finding is stated (each appears verbatim in the answers).
+_KEYWORD_OVERRIDES = {
+    ("shape", "round_oval"): "round",
+    ("spread", "dominant_with_satellites"): "satellite",
+    ("margins", "well_circumscribed"): "well-circumscribed",
+    ("margins", "ill_defined"): "ill-defined",
+    ("signal_intensity", "mixed"): "mixed signal",
+    ("enhancement", "none"): "no enhancement",
+    ("edema", "none"): "no edema",
+}
+
+# What a finding reads as in a sentence (each contains its keyword).
+_PHRASES = {
+    ("shape", "round_oval"): "round-to-oval",
+    ("spread", "solitary"): "solitary",
+    ("spread", "dominant_with_satellites"): "dominant lesion with satellite foci",
+    ("spread", "multifocal"): "multifocal",
+    ("enhancement", "solid"): "solid enhancement",
+    ("enhancement", "ring"): "ring enhancement",
+    ("enhancement", "patchy"): "patchy enhancement",
+    ("edema", "mild"): "mild edema",
+    ("edema", "extensive"): "extensive edema",
+}
+
+# Typical features per diagnosis, for the reasoning answers (textbook, not patient facts).
+DIAGNOSIS_CUES = {
+    "glioma": "an intra-axial mass with infiltrative growth is typical of a glial tumour",
+    "meningioma": "a sharply marginated, extra-axial, dural-based mass is typical of meningioma",
+    "pituitary_tumor": "a sellar or suprasellar mass is typical of a pituitary tumour",
+    "metastasis": "lesions at the grey-white junction with surrounding edema suggest metastasis",
+    "schwannoma": "a well-defined extra-axial mass along a cranial nerve suggests schwannoma",
+    "ependymoma": "a mass near the ventricular system suggests ependymoma",
+    "embryonal_tumor": "a cellular, often posterior-fossa mass suggests an embryonal tumour",
+    "neuronal_tumor": "a cortically based, well-demarcated lesion suggests a neuronal tumour",
+}
+
+
+def keyword(field: str, value: str) -> str:
+    """The word(s) standing for ``value`` of ``field`` in answers and keywords (lower case)."""
+    return _KEYWORD_OVERRIDES.get((field, value), value.replace("_", " "))
+
+
+def phrase(field: str, value: str) -> str:
+    return _PHRASES.get((field, value), keyword(field, value))
+
+
+def diagnosis_words(diagnosis: str) -> str:
+    """A diagnosis as it reads inside a sentence ("pituitary tumor")."""
+    shown = display_name("diagnosis", diagnosis)
+    return shown if shown.isupper() or " CNS" in shown else shown.lower()
+
+
+def _intensity(measurements: dict[str, Any], modality: str | None) -> dict[str, Any]:
+    by_sequence = measurements.get("intensity") or {}
+    return by_sequence.get(modality or "", {}) if isinstance(by_sequence, dict) else {}
+
+
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def evidence(field: str, value: str, findings: dict, measurements: dict) -> str:
+    """One sentence citing the measurement behind ``value`` of ``field`` (or the finding alone)."""
+    m, shown = measurements, display_name(field, value)
+    stats = _intensity(m, findings.get("modality"))
+    if field == "size" and (af := _num(m.get("area_fraction"))) is not None:
+        return (
+            f"The lesion covers {af:.1%} of the image area, so it is {keyword(field, value)} "
+            "(small below 1%, medium below 5%, large from 5%)."
+        )
+    if field == "shape" and (circ := _num(m.get("circularity"))) is not None:
+        el = _num(m.get("elongation"))
+        elong = f" and elongation {el:.2f}" if el is not None else ""
+        outline = phrase(field, value)
+        return f"Its largest component has circularity {circ:.2f}{elong}, a {outline} outline."
+    if field == "spread" and (n := _num(m.get("components"))) is not None:
+        ratio = _num(m.get("largest_component_ratio"))
+        share = f", the largest holding {ratio:.0%} of the lesion area" if ratio is not None else ""
+        return f"The lesion forms {int(n)} component(s){share}: {phrase(field, value)}."
+    if field == "location" and isinstance(m.get("centroid"), list | tuple):
+        x, y = m["centroid"][:2]
+        return (
+            f"Its centroid lies at x={x:.2f}, y={y:.2f} of the image width and height, in the "
+            f"{keyword(field, value)} cell of a 3x3 grid."
+        )
+    if field == "signal_intensity" and (ratio := _num(stats.get("contrast_ratio"))) is not None:
+        return (
+            f"The lesion's mean signal is {ratio:.2f} times that of normal tissue on this "
+            f"sequence: {keyword(field, value)}."
+        )
+    if field == "texture" and (cv := _num(stats.get("cv"))) is not None:
+        return f"The lesion signal varies with a coefficient of variation of {cv:.2f}: {value}."
+    if field == "margins" and (edge := _num(stats.get("edge_sharpness"))) is not None:
+        word = keyword(field, value)
+        return f"The edge sharpness at the lesion border is {edge:.2f}: {word} margins."
+    if field == "laterality":
+        return f"The lesion lies {side_phrase(value)} (images in radiological convention)."
+    if field == "modality":
+        return f"The image is a {shown} slice."
+    return f"The lesion shows {phrase(field, value)}."
+
+
+def finding_sentence(findings: dict) -> str:
+    """The lesion findings in one sentence (each finding's keyword verbatim)."""
+    f = findings
+    words = [f[k] and phrase(k, f[k]) for k in ("size", "shape") if f.get(k)]
+    head = " ".join(w for w in words if w)
+    spread = f.get("spread")
+    body = f"a {head + ' ' if head else ''}lesion"
+    if spread:
+        body += f" ({phrase('spread', spread)})"
+    if f.get("location"):
+        body += f" in the {keyword('location', f['location'])} of the image"
+    if f.get("laterality"):
+        body += ", " + side_phrase(f["laterality"])
+    qualities = [phrase(k, f[k]) for k in ("signal_intensity", "texture") if f.get(k)]
+    features = [f"{keyword('margins', f['margins'])} margins"] if f.get("margins") else []
+    features += [phrase(k, f[k]) for k in ("enhancement", "edema") if f.get(k)]
+    if qualities:
+        body += "; it is " + _join(qualities)
+    if features:
+        body += (", with " if qualities else "; it has ") + _join(features)
+    return body
+
+
+def side_phrase(laterality: str) -> str:
+    """The patient's side in words (contains the laterality keyword)."""
+    return {
+        "midline": "at the midline",
+        "bilateral": "bilateral, in both hemispheres",
+    }.get(laterality, f"on the patient's {keyword('laterality', laterality)} side")
+
+
+def _join(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
