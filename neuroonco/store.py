@@ -151,6 +151,14 @@ def m003_call_target(db: sqlite_utils.Database) -> None:
         db["agent_calls"].add_column("target", str)
 
 
+@migration
+def m004_graph_overrides(db: sqlite_utils.Database) -> None:
+    """What the fact policy overruled for an annotation (JSON list: step, model, field, said,
+    kept, reason, target)."""
+    if "overrides" not in db["annotations"].columns_dict:
+        db["annotations"].add_column("overrides", str)
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 

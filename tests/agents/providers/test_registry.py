@@ -77,7 +77,7 @@ def test_missing_api_key_is_a_config_error(spec, message):
 
 
 def test_unknown_openai_mode():
-    with pytest.raises(ConfigError, match="use one of tools, json_schema, md_json"):
+    with pytest.raises(ConfigError, match="use one of tools, json_schema, json, md_json"):
         OpenAIProvider("m", api_key="k", mode="functions")
 
 
