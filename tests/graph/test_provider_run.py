@@ -17,7 +17,7 @@ from neuroonco.agents.providers.base import ProviderOptions
 from neuroonco.graph.context import AnnotateConfig
 from neuroonco.graph.runner import annotate
 from tests.support.agents import agent_responder
-from tests.support.loopback import LoopbackServer, refused_url
+from tests.support.loopback import LoopbackServer
 
 OPENAI_KEY = "sk-test-graph-SECRET-0123456789"
 ANTHROPIC_KEY = "sk-ant-graph-SECRET-0123456789"
