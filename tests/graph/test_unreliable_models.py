@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import sqlite_utils
 
+from neuroonco import traces
 from neuroonco.agents.providers.base import ModelRequest, ModelResult, ProviderOptions
 from neuroonco.agents.providers.builtin import BuiltinProvider
 from neuroonco.agents.providers.registry import make_provider
@@ -145,6 +146,11 @@ def test_a_critic_that_downgrades_and_erases_measured_fields_is_overruled(
         assert overruled["size"]["said"].startswith("downgrade to ")
         assert overruled["location"]["said"] == "erase" and overruled["location"]["kept"] == "keep"
         assert "mask" in overruled["size"]["reason"]
+    # The inspection views show who was overruled on which field.
+    trace = traces.slice_trace(traces.open_store(fresh_db), lesion[0]["id"])
+    assert any(r["field"] == "size" for r in traces.override_rows(trace))
+    by_field = {r["field"]: r for r in traces.agreement_rows(trace)}
+    assert "critic openai:critic-x" in by_field["size"]["overruled"]
 
 
 def test_an_arbiter_answering_random_values_cannot_change_the_facts(fresh_db: Path, env) -> None:
