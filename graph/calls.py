@@ -24,7 +24,9 @@ from neuroonco.agents.providers.pricing import Prices, estimate_tokens
 from neuroonco.errors import ConfigError
 from neuroonco.graph.slots import PrioritySlots
 
-STAGE_PRIORITY = {"arbiter": 0, "critic": 1, "diagnostician": 2, "describer": 3}
+# Later stages first (the graph runs describer -> critic -> diagnostician -> arbiter), so
+# slices finish instead of all advancing together.
+STAGE_PRIORITY = {"arbiter": 0, "diagnostician": 1, "critic": 2, "describer": 3}
 
 
 class BudgetExceeded(Exception):

@@ -16,6 +16,7 @@ from typing import Any
 
 import anthropic
 import instructor
+from anthropic.types import Message
 
 from neuroonco.agents.providers.base import (
     ModelRequest,
@@ -147,10 +148,16 @@ class AnthropicProvider(Provider):
             return Failure("error", f"{type(exc).__name__} from {url}: {exc}", False)
         return None
 
+    async def _create(self, **body: Any) -> Message:
+        """POST /v1/messages with ``body`` as it is: `messages.create` checks and reshapes its
+        arguments first, which our plain-JSON bodies do not need (the same post, headers and
+        response type)."""
+        return await self._client.post("/v1/messages", body=body, cast_to=Message)
+
     async def complete(self, request: ModelRequest) -> ModelResult:
         started = time.perf_counter()
         log = AttemptLog(self._secrets)
-        create = self._client.messages.create
+        create = self._create
 
         async def send(**kwargs: Any) -> Any:
             return await send_with_retries(
