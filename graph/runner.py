@@ -199,14 +199,17 @@ class Runner:
         self.summary = RunSummary(self.run_id, config.config_hash())
         self.stop_requested = False
         self.setup_error: ConfigError | None = None
+        self._checked = False
 
     async def check(self) -> None:
-        """Fail fast on setup with throwaway providers (nothing is written)."""
+        """Fail fast on setup with throwaway providers (nothing is written); a run after a
+        passed check does not check again."""
         providers = self._providers or make_providers(self.config, self.options)
         try:
             await check_setup(
                 self.config, providers, max_cost_usd=self.max_cost_usd, prices=self.prices
             )
+            self._checked = True
         finally:
             if self._providers is None:
                 for provider in providers.values():
@@ -216,9 +219,10 @@ class Runner:
         providers = self._providers or make_providers(self.config, self.options)
         try:
             # Before the store is opened: a setup error leaves nothing behind.
-            await check_setup(
-                self.config, providers, max_cost_usd=self.max_cost_usd, prices=self.prices
-            )
+            if not self._checked:
+                await check_setup(
+                    self.config, providers, max_cost_usd=self.max_cost_usd, prices=self.prices
+                )
         except BaseException:
             if self._providers is None:
                 for provider in providers.values():
