@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from neuroonco.agents.critic_rules import mask_state
+from neuroonco.agents.evidence import mask_state
 from neuroonco.schemas.agents import Consensus, DiagnosisOpinion
 from neuroonco.schemas.findings import (
     LESION_FIELDS,
@@ -102,18 +102,30 @@ def fuse(
     ``modality`` is the slice's known sequence (else the votes' most common one); ``has_mask``
     tells an empty mask from no mask when ``measurements`` is None (see ``mask_state``).
     """
+    valid = [v for v in votes if isinstance(v, SliceFindings)]
+    sequence = sequence_of(modality) or _common_modality(valid)
+    fused = fused_values(valid, rule=rule, measurements=measurements, has_mask=has_mask)
+    return consensus_of(
+        fused,
+        valid,
+        n_votes=len(votes),
+        sequence=sequence,
+        rule=rule,
+        diagnosis=diagnosis,
+        review_threshold=review_threshold,
+    )
+
+
+def fused_values(
+    valid: Sequence[SliceFindings],
+    *,
+    rule: str = "majority",
+    measurements: Mapping[str, Any] | None = None,
+    has_mask: bool | None = None,
+) -> dict[str, Any]:
+    """Field -> the value ``rule`` gives from the valid votes (lesion_found and lesion fields)."""
     if rule not in RULES:
         raise ValueError(f"unknown fusion rule {rule!r}; use one of: {', '.join(RULES)}")
-    valid = [v for v in votes if isinstance(v, SliceFindings)]
-    label = diagnosis.diagnosis if diagnosis is not None else None
-    sequence = sequence_of(modality) or _common_modality(valid)
-    if not valid:
-        return Consensus(
-            modality=sequence,
-            diagnosis=label,
-            status="rejected",
-            rationale=f"No valid describer vote among {len(votes)}.",
-        )
     table = [v.lesion_values() for v in valid]
     fused = {
         name: _choose(name, [row[name] for row in table], rule, measurements, has_mask)
@@ -123,21 +135,52 @@ def fuse(
     if fused["lesion_found"] is False or (fused["lesion_found"] is None and denied):
         # No lesion, or its very presence disputed: there is nothing agreed to describe.
         fused.update(dict.fromkeys(LESION_FIELDS))
-    for name in physics_violations(fused, sequence):
-        fused[name] = None
-    agreement = {name: _agreement([row[name] for row in table], fused[name]) for name in fused}
+    return fused
+
+
+def consensus_of(
+    fused: Mapping[str, Any],
+    valid: Sequence[SliceFindings],
+    *,
+    n_votes: int,
+    sequence: Any,
+    rule: str,
+    diagnosis: DiagnosisOpinion | None = None,
+    review_threshold: float = 0.75,
+    review: Sequence[str] = (),
+    rationale: str | None = None,
+) -> Consensus:
+    """The consensus for decided field values: agreement with the votes, status, rationale.
+
+    ``review`` holds reasons the slice needs a person whatever the agreement (a failed critic...);
+    ``rationale`` replaces the deterministic text (a model arbiter's own words).
+    """
+    label = diagnosis.diagnosis if diagnosis is not None else None
+    if not valid:
+        return Consensus(
+            modality=sequence,
+            diagnosis=label,
+            status="rejected",
+            rationale=f"No valid describer vote among {n_votes}.",
+        )
+    values = dict(fused)
+    for name in physics_violations(values, sequence):
+        values[name] = None
+    table = [v.lesion_values() for v in valid]
+    agreement = {name: _agreement([row[name] for row in table], values[name]) for name in values}
     voted = [name for name in FUSED_FIELDS if any(row[name] is not None for row in table)]
     overall = sum(agreement[n] for n in voted) / len(voted) if voted else 0.0
     conflict = diagnosis is not None and diagnosis.conflicts_with_source
-    status = "needs_review" if overall < review_threshold or conflict else "accepted"
-    rationale = _rationale(fused, sequence, rule, len(valid), voted, diagnosis)
+    flagged = overall < review_threshold or conflict or bool(review)
+    if rationale is None:
+        rationale = _rationale(values, sequence, rule, len(valid), voted, diagnosis)
     return Consensus(
-        **fused,
+        **values,
         modality=sequence,
         diagnosis=label,
         agreement={name: round(share, 4) for name, share in agreement.items()},
         overall_agreement=round(overall, 4),
-        status=status,
+        status="needs_review" if flagged else "accepted",
         rationale=rationale,
     )
 

@@ -13,22 +13,24 @@ Grounding keys (the graph fills them; :mod:`neuroonco.agents.providers.builtin` 
   also for an empty mask); may hold ``intensity`` {channel: stats with vocabulary hints};
 - ``has_mask``: whether the source gave a mask for the slice (tells an empty mask from none);
 - ``mask_kind``: the slice's ``mask_kind`` (``segmentation`` | ``box``); a box has no shape;
-- ``votes``: describers' findings (SliceFindings dicts, None for a failed describer);
-- ``findings``: the findings under critique (critic) or the describer's previous findings;
+- ``votes``: describers' post-critique findings, for the diagnostician and the arbiter;
+- ``findings``: the findings under critique (critic only);
+- ``previous``: a revising describer's previous findings, with ``critique``: the critic's
+  ruling on them (Critique dict);
 - ``diagnosis``: the diagnostician's opinion (DiagnosisOpinion dict), for the arbiter;
-- ``critique``: the previous round's critique (Critique dict), for a revising describer;
 - ``rule``, ``review_threshold``: the arbiter's fusion settings.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 
-from neuroonco.agents.critic_rules import (
+from neuroonco.agents.evidence import (
     channel_stats,
     intensity_evidence,
     intensity_hints,
@@ -45,7 +47,7 @@ from neuroonco.schemas.findings import (
 )
 from neuroonco.schemas.vocabulary import normalise_label
 
-PROMPT_VERSION = "2026-11-29.1"
+PROMPT_VERSION = "2026-12-01.1"
 
 RESPONSE_MODELS: dict[str, type[BaseModel]] = {
     "describer": SliceFindings,
@@ -192,6 +194,8 @@ def render_critique(critique: Any) -> str:
     data = _plain(critique) or {}
     lines = []
     for name, verdict in sorted((data.get("verdicts") or {}).items()):
+        if verdict is None:
+            continue
         action = verdict.get("action")
         target = f" to {verdict['value']}" if action == "downgrade" else ""
         lines.append(f"- {name}: {action}{target} ({verdict.get('reason', '')})")
@@ -211,13 +215,11 @@ def render_diagnosis(diagnosis: Any) -> str:
 def describer_prompt(grounding: Mapping[str, Any]) -> RenderedPrompt:
     revision = ""
     if grounding.get("critique"):
-        previous = render_findings(grounding.get("findings") or {})
+        previous = render_findings(grounding.get("previous") or {})
         revision = (
             f"\n\nYour previous answer:\n{previous}\nThe critic ruled:\n"
             f"{render_critique(grounding['critique'])}\nRevise your answer accordingly."
         )
-    if grounding.get("votes"):
-        revision += f"\n\nOther describers said:\n{render_votes(grounding['votes'])}"
     prompt = TEMPLATES["describer"].format(facts=render_facts(grounding), revision=revision)
     return RenderedPrompt(SYSTEMS["describer"], prompt)
 
@@ -268,3 +270,44 @@ def validation_context(grounding: Mapping[str, Any]) -> dict[str, Any] | None:
     """The pydantic validation context for a response: the slice's known sequence, if any."""
     seq = sequence_of(grounding.get("modality"))
     return {"modality": seq.value} if seq is not None else None
+
+
+@functools.lru_cache(maxsize=64)
+def field_guide(model: type[BaseModel]) -> str:
+    """One line per answer key: its allowed values and when it is null, from the model's schema.
+
+    Tool-calling APIs hand the model the schema with its descriptions; a grammar-only API
+    (Ollama's ``format``) constrains the output but never shows them, so the prompt carries
+    this guide instead.
+    """
+    schema = model.model_json_schema()
+    defs = schema.get("$defs", {})
+    lines = ["Answer keys (JSON):"]
+    for name, prop in schema.get("properties", {}).items():
+        kind = _kind(prop, defs)
+        description = " ".join(str(prop.get("description") or "").split())
+        lines.append(f"- {name}: {kind}" + (f". {description}" if description else ""))
+    return "\n".join(lines)
+
+
+def _kind(prop: Mapping[str, Any], defs: Mapping[str, Any], depth: int = 0) -> str:
+    """`a | b | c | null`-style text for one JSON-schema property."""
+    options = prop.get("anyOf") or [prop]
+    kinds: list[str] = []
+    for option in options:
+        ref = option.get("$ref")
+        target = defs.get(ref.rsplit("/", 1)[-1], {}) if ref else option
+        if "enum" in target:
+            kinds.append(" | ".join(str(v) for v in target["enum"]))
+        elif target.get("type") == "object" and "properties" in target and depth < 1:
+            keys = ", ".join(
+                f"{k}: {_kind(v, defs, depth + 1)}" for k, v in target["properties"].items()
+            )
+            kinds.append(f"object {{{keys}}}")
+        elif target.get("type") == "array":
+            kinds.append(f"list of {_kind(target.get('items') or {}, defs, depth + 1)}")
+        elif target.get("type") == "null":
+            kinds.append("null")
+        else:
+            kinds.append(str(target.get("type") or "object"))
+    return " | ".join(kinds)

@@ -1,10 +1,10 @@
 """Every model call of a run goes through :class:`ModelCaller`: cache, budget, slots, record.
 
 A call is served from the store when the same model already answered the same request (cache
-key: model, prompts, image hashes, schema, parameters); otherwise it waits for a slot of the
-run-wide concurrency limit, runs on its provider, and comes back with the row that
-``agent_calls`` will hold (written by the persist node together with the slice's annotation, so
-a slice's calls and consensus land in one transaction).
+key: model, endpoint, mode, prompts, image hashes, schema, parameters); otherwise it waits for a
+slot of the run-wide concurrency limit, reserves its expected cost against the budget, runs on
+its provider, and its ``agent_calls`` row goes straight to the run's writer (``record``), so the
+calls of a slice are stored whatever becomes of the slice afterwards.
 """
 
 from __future__ import annotations
@@ -12,21 +12,21 @@ from __future__ import annotations
 import itertools
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from neuroonco import store
-from neuroonco.agents.providers.base import ModelRequest, ModelResult, Provider
-from neuroonco.agents.providers.pricing import cost_usd
+from neuroonco.agents.providers.base import ModelRequest, ModelResult, Provider, schema_fingerprint
+from neuroonco.agents.providers.pricing import Prices, estimate_tokens
 from neuroonco.errors import ConfigError
 from neuroonco.graph.slots import PrioritySlots
 
-# Tokens (in, out) of a typical call: one slice image, grounding and instructions in, JSON out.
-ESTIMATED_CALL_TOKENS = (1500, 300)
-STAGE_PRIORITY = {"arbiter": 0, "critic": 1, "diagnostician": 2, "describer": 3}
+# Later stages first (the graph runs describer -> critic -> diagnostician -> arbiter), so
+# slices finish instead of all advancing together.
+STAGE_PRIORITY = {"arbiter": 0, "diagnostician": 1, "critic": 2, "describer": 3}
 
 
 class BudgetExceeded(Exception):
@@ -40,6 +40,12 @@ class CallOutcome:
     output: BaseModel | None
     row: dict[str, Any]
     error: str | None
+
+    @property
+    def invalid(self) -> bool:
+        """An answer came back but did not validate (not a transport failure)."""
+        log = json.loads(self.row.get("attempt_log") or "[]")
+        return bool(log) and log[-1]["outcome"] == "invalid_output"
 
 
 @dataclass
@@ -101,17 +107,21 @@ class ModelCaller:
         run_id: str,
         cache: CallCache,
         concurrency: int,
+        record: Callable[[dict[str, Any]], None],
         max_cost_usd: float | None = None,
+        prices: Prices | None = None,
     ) -> None:
         self.providers = providers
         self.run_id = run_id
         self.cache = cache
         self.slots = PrioritySlots(concurrency)
+        self.record = record
+        """Takes every ``agent_calls`` row as soon as its call is over (the run's writer)."""
         self.max_cost_usd = max_cost_usd
+        self.prices = prices or Prices()
         self.tally = RunTally()
         self._ids = itertools.count(1)
         self._reserved = 0.0
-        self._rows: dict[str, list[dict[str, Any]]] = {}
         self._spent_by_spec: dict[str, tuple[int, float]] = {}
 
     def provider(self, spec: str) -> Provider:
@@ -131,40 +141,53 @@ class ModelCaller:
         target: str | None = None,
     ) -> CallOutcome:
         """One agent call for ``slice_id``; never raises for model failures."""
-        key = request.cache_key(spec)
+        provider = self.provider(spec)
+        key = request.cache_key(provider.cache_identity)
         hit = self.cache.get(key)
         if hit is not None:
             outcome = self._from_cache(spec, request, hit, key, slice_id, round_, target)
             if outcome is not None:
                 return outcome
-        provider = self.provider(spec)
         if spec == "builtin":  # in-process and instant: no slot, no budget
             result = await provider.complete(request)
         else:
-            reserved = self._reserve(spec)
-            try:
-                async with self.slots.hold((STAGE_PRIORITY.get(request.role, 9), seq)):
+            async with self.slots.hold((STAGE_PRIORITY.get(request.role, 9), seq)):
+                # Reserved once the call starts, not while it waits: waiting costs nothing.
+                reserved = self._reserve(spec, request)
+                try:
                     result = await provider.complete(request)
-            finally:
-                self._reserved -= reserved
-            if result.cost_usd:
-                n, total = self._spent_by_spec.get(spec, (0, 0.0))
-                self._spent_by_spec[spec] = (n + 1, total + result.cost_usd)
+                finally:
+                    self._reserved -= reserved
         row = self._row(spec, request, result, key, slice_id, round_, target)
+        if row["cost_usd"]:
+            n, total = self._spent_by_spec.get(spec, (0, 0.0))
+            self._spent_by_spec[spec] = (n + 1, total + row["cost_usd"])
         self.cache.put(key, row)
         self._count(row)
         return CallOutcome(result.output if result.ok else None, row, row["error"])
 
-    def _reserve(self, spec: str) -> float:
-        """Hold the expected cost of the next call; refuse it if the budget cannot cover it.
+    def expected_cost(self, spec: str, request: ModelRequest) -> float | None:
+        """The mean cost of this model's calls so far in the run, else the estimate from the
+        request's own size (texts, schema, images); None for an unpriced model."""
+        n, total = self._spent_by_spec.get(spec, (0, 0.0))
+        if n:
+            return total / n
+        schema = schema_fingerprint(request.response_model)
+        return self.prices.cost(spec, *estimate_tokens(request, schema))
 
-        The expectation is the mean cost of this model's calls so far in the run (else a
-        rough per-call estimate); calls in flight hold theirs, so concurrency cannot overshoot.
+    def _reserve(self, spec: str, request: ModelRequest) -> float:
+        """Hold the expected cost of the call; refuse it if the budget cannot cover it.
+
+        Calls in flight hold theirs, so concurrency cannot overshoot.
         """
         if self.max_cost_usd is None:
             return 0.0
-        n, total = self._spent_by_spec.get(spec, (0, 0.0))
-        expected = total / n if n else cost_usd(spec, *ESTIMATED_CALL_TOKENS) or 0.0
+        expected = self.expected_cost(spec, request)
+        if expected is None:
+            raise ConfigError(
+                f"no price known for {spec}, so --max-cost cannot hold: pass --price "
+                f"{spec}=IN/OUT (USD per million tokens) or set it under [prices] in --config"
+            )
         committed = self.tally.cost_usd + self._reserved
         if committed + expected > self.max_cost_usd:
             raise BudgetExceeded(
@@ -249,7 +272,7 @@ class ModelCaller:
             latency_ms=round(result.latency_ms, 2),
             input_tokens=result.input_tokens,
             output_tokens=result.output_tokens,
-            cost_usd=result.cost_usd,
+            cost_usd=self.prices.cost(spec, result.input_tokens, result.output_tokens),
             cached=0,
             attempt_log=json.dumps(
                 [
@@ -268,16 +291,8 @@ class ModelCaller:
         )
         return row
 
-    def take_rows(self, slice_id: str) -> list[dict[str, Any]]:
-        """The ``agent_calls`` rows of a slice not yet handed to the writer."""
-        return self._rows.pop(slice_id, [])
-
-    def errors(self, slice_id: str, role: str) -> list[str]:
-        rows = self._rows.get(slice_id, ())
-        return list(dict.fromkeys(r["error"] for r in rows if r["role"] == role and r["error"]))
-
     def _count(self, row: dict[str, Any]) -> None:
-        self._rows.setdefault(row["slice_id"], []).append(row)
+        self.record(row)
         t = self.tally
         t.calls += 1
         t.cached += row["cached"]

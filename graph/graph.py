@@ -1,8 +1,10 @@
 """`build_graph()`: the annotation state machine of DESIGN.md, one slice per invocation.
 
     load -> measure -> describe (one branch per describer, in parallel)
-         -> diagnose -> critique --(revise, round < max_rounds)--> describe
-                                 \\--> arbitrate -> persist
+         -> critique --(revise, round < max_rounds)--> describe
+                     \\--> diagnose (on the post-critique findings) -> arbitrate -> persist
+
+A slice whose describers all fail goes from critique straight to persist (status failed).
 
 ``graph`` at the bottom is what ``langgraph.json`` points LangGraph Studio at.
 """
@@ -29,11 +31,11 @@ def build_graph() -> CompiledStateGraph:
     builder.add_edge(START, "load")
     builder.add_edge("load", "measure")
     builder.add_conditional_edges("measure", routers.route_to_describers, ["describe", "persist"])
-    builder.add_edge("describe", "diagnose")
-    builder.add_conditional_edges("diagnose", routers.route_after_diagnosis)
+    builder.add_edge("describe", "critique")
     builder.add_conditional_edges(
-        "critique", routers.route_after_critique, ["describe", "arbitrate", "persist"]
+        "critique", routers.route_after_critique, ["describe", "diagnose", "persist"]
     )
+    builder.add_edge("diagnose", "arbitrate")
     builder.add_edge("arbitrate", "persist")
     builder.add_edge("persist", END)
     return builder.compile(name="neuroonco-annotate")

@@ -44,19 +44,15 @@ def route_to_describers(
     return [_task(state, k, s, False) for k, s in describer_keys(runtime.context.config.describers)]
 
 
-def route_after_diagnosis(state: SliceState) -> Literal["critique", "persist"]:
-    return "persist" if state.get("error") else "critique"
-
-
 def route_after_critique(
     state: SliceState, runtime: Runtime[GraphContext]
-) -> list[Send] | Literal["arbitrate", "persist"]:
-    """Revise: the criticised describers get another round with the critique; else fuse."""
+) -> list[Send] | Literal["diagnose", "persist"]:
+    """Revise: the criticised describers get another round with the critique; else diagnose."""
     if state.get("error"):
         return "persist"
     revise = state.get("revise") or []
     if not revise:
-        return "arbitrate"
+        return "diagnose"
     specs = dict(describer_keys(runtime.context.config.describers))
     unknown = [k for k in revise if k not in specs]
     if unknown:

@@ -2,10 +2,13 @@
 
 Slices stream from the store in rowid order (keyset pages, so memory does not grow with the
 store); a pool of worker tasks invokes the graph once per slice while the run-wide slots bound
-the model calls in flight (``concurrency``). A slice that fails is recorded as ``failed`` with
-its error and the run goes on; a run that would pass ``max_cost_usd`` stops cleanly before the
-call that would exceed it. Re-running the same command resumes: finished slices are skipped
-and repeated calls are served from the cache.
+the model calls in flight (``concurrency``). Before the first slice every model of the run is
+checked once (:func:`check_setup`: prices under a budget, credentials, host, model), so a setup
+error stops the run with one line and nothing written. A slice that fails (no describer gave a
+usable answer, or a bug) is recorded as ``failed`` with its error and the run goes on; a run that
+would pass ``max_cost_usd`` stops cleanly before the call that would exceed it. Re-running the
+same command resumes: finished slices are skipped, failed ones are tried again (the new
+annotation replaces the failed one) and repeated calls are served from the cache.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ import sqlite_utils
 from neuroonco import store
 from neuroonco.agents.prompts import PROMPT_VERSION
 from neuroonco.agents.providers.base import Provider, ProviderOptions
-from neuroonco.agents.providers.registry import make_provider
+from neuroonco.agents.providers.pricing import Prices
+from neuroonco.agents.providers.registry import canonical_spec, provider_for
+from neuroonco.errors import ConfigError
 from neuroonco.graph.calls import BudgetExceeded, CallCache, ModelCaller, RunTally
 from neuroonco.graph.context import AnnotateConfig, GraphContext
 from neuroonco.graph.graph import build_graph
@@ -132,8 +137,39 @@ def _siblings(db: sqlite_utils.Database, groups: set[str]) -> dict[str, list[dic
 
 
 def make_providers(config: AnnotateConfig, options: ProviderOptions) -> dict[str, Provider]:
-    specs = dict.fromkeys([*config.describers, config.diagnostician, config.critic, config.arbiter])
-    return {spec: make_provider(spec, options) for spec in specs}
+    """One provider per spec of the run, with its `--config` options applied."""
+    specs = config.specs()
+    return {spec: provider_for(spec, options, config.model_options(spec)) for spec in specs}
+
+
+def run_prices(config: AnnotateConfig, given: dict[str, tuple[float, float]] | None) -> Prices:
+    """The price table of a run: list prices, then --config's `prices`, then --price."""
+    table = {spec: (pair[0], pair[1]) for spec, pair in config.prices.items()}
+    table.update({canonical_spec(k): v for k, v in (given or {}).items()})
+    return Prices(table)
+
+
+async def check_setup(
+    config: AnnotateConfig,
+    providers: dict[str, Provider],
+    *,
+    max_cost_usd: float | None = None,
+    prices: Prices | None = None,
+) -> None:
+    """Every spec of the run checked once, before the first slice: a model without a price
+    under a budget, then each provider's own setup (credentials, host, model). ConfigError."""
+    prices = prices or Prices()
+    if max_cost_usd is not None:
+        for spec in providers:
+            if prices.per_million(spec) is None:
+                raise ConfigError(
+                    f"no price known for {spec}, so --max-cost cannot hold: pass --price "
+                    f"{spec}=IN/OUT (USD per million input/output tokens) or set it under "
+                    "prices in --config"
+                )
+    seeing = {*config.describers, config.diagnostician}
+    for spec, provider in providers.items():
+        await provider.check(images=spec in seeing)
 
 
 class Runner:
@@ -149,6 +185,7 @@ class Runner:
         max_cost_usd: float | None = None,
         provider_options: ProviderOptions | None = None,
         providers: dict[str, Provider] | None = None,
+        prices: dict[str, tuple[float, float]] | None = None,
     ) -> None:
         self.db_path = Path(db_path)
         self.config = config
@@ -156,30 +193,61 @@ class Runner:
         self.limit = limit
         self.max_cost_usd = max_cost_usd
         self.options = provider_options or ProviderOptions(max_concurrency=max(concurrency, 1))
+        self.prices = run_prices(config, prices)
         self._providers = providers
         self.run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
         self.summary = RunSummary(self.run_id, config.config_hash())
         self.stop_requested = False
+        self.setup_error: ConfigError | None = None
+        self._checked = False
+
+    async def check(self) -> None:
+        """Fail fast on setup with throwaway providers (nothing is written); a run after a
+        passed check does not check again."""
+        providers = self._providers or make_providers(self.config, self.options)
+        try:
+            await check_setup(
+                self.config, providers, max_cost_usd=self.max_cost_usd, prices=self.prices
+            )
+            self._checked = True
+        finally:
+            if self._providers is None:
+                for provider in providers.values():
+                    await provider.aclose()
 
     async def run(self, on_progress: Callable[[RunSummary], None] | None = None) -> RunSummary:
+        providers = self._providers or make_providers(self.config, self.options)
+        try:
+            # Before the store is opened: a setup error leaves nothing behind.
+            if not self._checked:
+                await check_setup(
+                    self.config, providers, max_cost_usd=self.max_cost_usd, prices=self.prices
+                )
+        except BaseException:
+            if self._providers is None:
+                for provider in providers.values():
+                    await provider.aclose()
+            raise
         db = store.connect(self.db_path)
         reader = store.connect(self.db_path)  # a second connection: reads never wait on writes
-        providers = self._providers or make_providers(self.config, self.options)
         started = time.perf_counter()
         try:
             self.summary.pending = min(
                 pending_count(db, self.summary.config_hash), self.limit or 1 << 62
             )
             self._start_run(db)
-            caller = ModelCaller(
-                providers,
-                run_id=self.run_id,
-                cache=CallCache(reader.conn),
-                concurrency=self.concurrency,
-                max_cost_usd=self.max_cost_usd,
-            )
-            self.summary.tally = caller.tally
-            async with AnnotationWriter(db, on_flush=caller.cache.forget) as writer:
+            async with AnnotationWriter(db) as writer:
+                caller = ModelCaller(
+                    providers,
+                    run_id=self.run_id,
+                    cache=CallCache(reader.conn),
+                    concurrency=self.concurrency,
+                    record=writer.record_call,
+                    max_cost_usd=self.max_cost_usd,
+                    prices=self.prices,
+                )
+                writer.on_flush = caller.cache.forget
+                self.summary.tally = caller.tally
                 ctx = GraphContext(
                     config=self.config,
                     caller=caller,
@@ -190,6 +258,8 @@ class Runner:
                 )
                 await self._drive(ctx, pending_slices(db, ctx.config_hash, self.limit), on_progress)
             self.summary.by_status = dict(writer.status_counts)
+            if self.setup_error is not None:
+                raise self.setup_error
         finally:
             self.summary.elapsed_s = time.perf_counter() - started
             self._finish_run(db)
@@ -225,13 +295,18 @@ class Runner:
         await asyncio.gather(*(worker() for _ in range(workers)))
 
     async def _one(self, graph: Any, ctx: GraphContext, seq: int, row: dict[str, Any]) -> None:
+        # The calls a slice made are with the writer already, whatever happens here.
         try:
             await graph.ainvoke({"slice": row, "seq": seq}, context=ctx)
         except BudgetExceeded as exc:
             self.stop_requested = True
             self.summary.stopped = f"budget reached: {exc}"
             self.summary.done -= 1  # not annotated: the next run picks it up
-            await ctx.writer.put(None, ctx.caller.take_rows(row["id"]))  # its calls were paid
+        except ConfigError as exc:  # a setup problem the checks could not see: stop the run
+            self.stop_requested = True
+            self.summary.stopped = f"setup error: {exc}"
+            self.summary.done -= 1
+            self.setup_error = exc
         except Exception as exc:  # one slice's bug must not end the run: record it, go on
             error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=6)}"
             await ctx.writer.put(
@@ -244,8 +319,7 @@ class Runner:
                     "rounds": 0,
                     "error": error,
                     "config_hash": ctx.config_hash,
-                },
-                [],
+                }
             )
 
     def _start_run(self, db: sqlite_utils.Database) -> None:

@@ -1,12 +1,13 @@
 """The state one slice carries through the graph: a narrow input and the full state.
 
 Reducers: describer branches run in parallel and each adds its vote under its own key, so
-``votes`` and ``critiques`` merge dicts. The ``agent_calls`` rows of a slice are kept by the
-run's model caller and written by the persist node together with the annotation.
+``votes`` and ``critiques`` merge dicts, and ``overrides``, ``review`` and ``failures`` append.
+The ``agent_calls`` rows go from the run's model caller straight to the writer.
 """
 
 from __future__ import annotations
 
+import operator
 from typing import Annotated, Any, TypedDict
 
 from neuroonco.agents.providers.base import ImagePart
@@ -38,7 +39,14 @@ class SliceState(SliceInput, total=False):
     """Describer keys sent back for another round by the last critique."""
     diagnosis: dict[str, Any] | None
     consensus: dict[str, Any] | None
+    overrides: Annotated[list[dict[str, Any]], operator.add]
+    """What the fact policy overruled (neuroonco.agents.facts.Override dicts)."""
+    review: Annotated[list[str], operator.add]
+    """Why the slice needs a person whatever the agreement (a failed critic...)."""
+    failures: Annotated[list[str], operator.add]
+    """Describer calls that gave no usable answer, with their errors."""
     error: str | None
+    """Set when the slice cannot be annotated at all (status failed)."""
 
 
 class DescribeTask(TypedDict):

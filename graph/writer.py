@@ -1,9 +1,14 @@
 """The run's single writer: annotations and their agent calls, in short batched transactions.
 
-Nodes hand over a finished slice (its annotation row and every call row); the writer commits
-them together every ``flush_interval_s`` or ``batch_size`` slices, so a crash loses at most the
-last fraction of a second of finished slices, never half a slice, and SQLite sees a few commits
-per second instead of one per call.
+The model caller hands over each call row as soon as the call is over (:meth:`record_call`:
+calls are stored on every path, a slice that later fails included) and the persist node hands
+over a finished slice's annotation (:meth:`put`). Both are committed every ``flush_interval_s``
+or ``batch_size`` annotations, so a crash loses at most the last fraction of a second and SQLite
+sees a few commits per second instead of one per call.
+
+A slice has one current annotation per configuration: writing one removes that slice's earlier
+rows under the same ``config_hash`` (a failed attempt that a re-run retried); the history of
+what was tried stays in ``agent_calls``.
 """
 
 from __future__ import annotations
@@ -49,14 +54,18 @@ class AnnotationWriter:
                 await self._task
         self.flush()
 
-    async def put(self, annotation: dict[str, Any] | None, calls: list[dict[str, Any]]) -> None:
-        """Queue a slice's annotation (None: calls only) and its call rows."""
-        self._calls.extend(calls)
-        if annotation is not None:
-            annotation.setdefault("created_at", store.now())
-            self._annotations.append(annotation)
-            status = annotation["status"]
-            self.status_counts[status] = self.status_counts.get(status, 0) + 1
+    def record_call(self, row: dict[str, Any]) -> None:
+        """Queue one ``agent_calls`` row."""
+        self._calls.append(row)
+        if len(self._calls) >= 8 * self.batch_size:
+            self.flush()
+
+    async def put(self, annotation: dict[str, Any]) -> None:
+        """Queue a slice's annotation."""
+        annotation.setdefault("created_at", store.now())
+        self._annotations.append(annotation)
+        status = annotation["status"]
+        self.status_counts[status] = self.status_counts.get(status, 0) + 1
         if len(self._annotations) >= self.batch_size:
             self.flush()
 
@@ -74,6 +83,11 @@ class AnnotationWriter:
             if calls:
                 self.db["agent_calls"].insert_all(calls, ignore=True)
             if annotations:
+                self.db.conn.executemany(
+                    "delete from annotations where slice_id = ? and config_hash = ?"
+                    " and run_id != ?",
+                    [(a["slice_id"], a["config_hash"], a["run_id"]) for a in annotations],
+                )
                 self.db["annotations"].upsert_all(annotations, pk=("slice_id", "run_id"))
         self.written += len(annotations)
         if self.on_flush is not None:

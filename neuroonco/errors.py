@@ -15,9 +15,5 @@ class StoreError(NeuroOncoError):
     """The SQLite store cannot be opened or migrated."""
 
 
-class ModelError(NeuroOncoError):
-    """A model call failed after its retries (rate limit, timeout, invalid output, ...)."""
-
-
 class ConfigError(NeuroOncoError):
     """A bad model spec, option or config file."""

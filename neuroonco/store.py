@@ -152,6 +152,14 @@ def m003_call_target(db: sqlite_utils.Database) -> None:
 
 
 @migration
+def m004_graph_overrides(db: sqlite_utils.Database) -> None:
+    """What the fact policy overruled for an annotation (JSON list: step, model, field, said,
+    kept, reason, target)."""
+    if "overrides" not in db["annotations"].columns_dict:
+        db["annotations"].add_column("overrides", str)
+
+
+@migration
 def m006_geom_detail_hash(db: sqlite_utils.Database) -> None:
     """A second, orientation-sensitive perceptual hash per slice (tools/dedup.detail_hash): the
     DCT pHash has no signal on left-right symmetric images."""

@@ -182,7 +182,7 @@ def slice_trace(db: sqlite_utils.Database, slice_id: str, run_id: str | None = N
         db, "select * from annotations where slice_id = ? and run_id = ?", slice_id, run_id
     )
     if annotation is not None:
-        annotation = _parse(annotation, "findings", "agreement_by_field")
+        annotation = _parse(annotation, "findings", "agreement_by_field", "overrides")
     base = base_dir(db)
     return SliceTrace(
         slice=row,
@@ -265,15 +265,33 @@ def critic_verdicts(trace: SliceTrace) -> list[dict[str, Any]]:
 
 
 def agreement_rows(trace: SliceTrace) -> list[dict[str, Any]]:
-    """The arbiter's decision per field: consensus value and agreement (empty if none)."""
+    """The arbiter's decision per field: consensus value, agreement, and which models the facts
+    overruled on it (empty if no consensus)."""
     if not trace.annotation or trace.annotation.get("findings") is None:
         return []
     findings = trace.annotation["findings"]
     agreement = trace.annotation.get("agreement_by_field") or {}
+    overruled: dict[str, list[str]] = {}
+    for o in override_rows(trace):
+        overruled.setdefault(o["field"], []).append(f"{o['step']} {o['model']}")
     names = [k for k in findings if k != "rationale"] + [k for k in agreement if k not in findings]
     return [
-        {"field": k, "consensus": findings.get(k), "agreement": agreement.get(k)} for k in names
+        {
+            "field": k,
+            "consensus": findings.get(k),
+            "agreement": agreement.get(k),
+            "overruled": ", ".join(dict.fromkeys(overruled.get(k, ()))),
+        }
+        for k in names
     ]
+
+
+def override_rows(trace: SliceTrace) -> list[dict[str, Any]]:
+    """What the fact policy overruled for the slice: step, model, field, said, kept, reason."""
+    if not trace.annotation:
+        return []
+    keys = ("step", "model", "target", "field", "said", "kept", "reason")
+    return [{k: o.get(k) for k in keys} for o in trace.annotation.get("overrides") or ()]
 
 
 def output_rows(calls: list[CallTrace]) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_serializer, field_validator, model_validator
 
 from neuroonco.schemas.findings import FINDING_FIELDS, LESION_FIELDS, FindingValues, finding_value
 from neuroonco.schemas.vocabulary import Diagnosis, normalise
@@ -110,33 +110,98 @@ class FieldVerdict(BaseModel):
         return self
 
 
-class Critique(BaseModel):
-    """The critic's rulings on a describer's findings, one per claimed field."""
+def _verdict_field(name: str) -> Any:
+    return Field(default=None, description=f"The verdict on {name}; null when it was not claimed.")
 
-    verdicts: dict[str, FieldVerdict] = Field(
-        default_factory=dict,
-        description=f"Field name -> verdict, for each claimed field. Keys: {_FIELD_LIST}.",
-    )
-    revise: bool = Field(default=False, description="true when any verdict is erase or downgrade.")
-    summary: str = Field(default="", description="One sentence on what was wrong, if anything.")
 
-    @field_validator("verdicts", mode="after")
+class Verdicts(BaseModel):
+    """One optional verdict per finding field: a closed object, so strict structured-output modes
+    (which cannot express an open dict) can ask for it."""
+
+    lesion_found: FieldVerdict | None = _verdict_field("lesion_found")
+    modality: FieldVerdict | None = _verdict_field("modality")
+    size: FieldVerdict | None = _verdict_field("size")
+    shape: FieldVerdict | None = _verdict_field("shape")
+    spread: FieldVerdict | None = _verdict_field("spread")
+    location: FieldVerdict | None = _verdict_field("location")
+    laterality: FieldVerdict | None = _verdict_field("laterality")
+    margins: FieldVerdict | None = _verdict_field("margins")
+    texture: FieldVerdict | None = _verdict_field("texture")
+    enhancement: FieldVerdict | None = _verdict_field("enhancement")
+    edema: FieldVerdict | None = _verdict_field("edema")
+    signal_intensity: FieldVerdict | None = _verdict_field("signal_intensity")
+
+    @model_validator(mode="before")
     @classmethod
-    def _check_fields(cls, verdicts: dict[str, FieldVerdict]) -> dict[str, FieldVerdict]:
-        checked: dict[str, FieldVerdict] = {}
-        for key, verdict in verdicts.items():
-            name = key.strip().lower().replace(" ", "_")
+    def _check_keys(cls, data: object) -> object:
+        if not isinstance(data, dict):
+            return data
+        checked: dict[str, Any] = {}
+        for key, verdict in data.items():
+            name = str(key).strip().lower().replace(" ", "_")
             if name not in FINDING_FIELDS:
                 raise ValueError(
                     f"{key!r} is not a finding field; verdict keys must be among: {_FIELD_LIST}"
                 )
+            checked[name] = verdict
+        return checked
+
+    @model_validator(mode="after")
+    def _check_values(self) -> Verdicts:
+        for name, verdict in self.items():
             if verdict.value is not None:
                 parsed = finding_value(name, verdict.value)
                 if parsed is None:
                     raise ValueError(f"downgrade of {name} needs a value; or use erase")
                 verdict.value = str(parsed).lower()
-            checked[name] = verdict
-        return checked
+        return self
+
+    def items(self) -> list[tuple[str, FieldVerdict]]:
+        """(field, verdict) for every field that has a verdict, in FINDING_FIELDS order."""
+        return [(n, v) for n in FINDING_FIELDS if (v := getattr(self, n)) is not None]
+
+    def values(self) -> list[FieldVerdict]:
+        return [v for _, v in self.items()]
+
+    def get(self, name: str) -> FieldVerdict | None:
+        return getattr(self, name, None) if name in FINDING_FIELDS else None
+
+    def __getitem__(self, name: str) -> FieldVerdict:
+        verdict = self.get(name)
+        if verdict is None:
+            raise KeyError(name)
+        return verdict
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+    def __len__(self) -> int:
+        return len(self.items())
+
+    def as_dict(self) -> dict[str, FieldVerdict]:
+        return dict(self.items())
+
+
+class Critique(BaseModel):
+    """The critic's rulings on a describer's findings, one per claimed field."""
+
+    verdicts: Verdicts = Field(
+        default_factory=Verdicts,
+        description=f"One verdict per claimed field (keys among: {_FIELD_LIST}); leave the "
+        "others null.",
+    )
+    revise: bool = Field(default=False, description="true when any verdict is erase or downgrade.")
+    summary: str = Field(default="", description="One sentence on what was wrong, if anything.")
+
+    @field_validator("verdicts", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: object) -> object:
+        return {} if value is None else value
+
+    @field_serializer("verdicts")
+    def _dump_verdicts(self, verdicts: Verdicts) -> dict[str, Any]:
+        # Stored and rendered as {field: verdict} for the claimed fields only.
+        return {name: verdict.model_dump() for name, verdict in verdicts.items()}
 
     @model_validator(mode="after")
     def _derive_revise(self) -> Critique:

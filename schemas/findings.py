@@ -7,7 +7,8 @@ what to change. Two kinds of rule live here:
 - vocabulary: each categorical field goes through :func:`~neuroonco.schemas.vocabulary.normalise`,
   so "Ring-enhancing" becomes ``ring`` and "T1 post-contrast" becomes ``t1ce``;
 - physics: ``enhancement`` is only judged on ``t1ce``, ``edema`` never on ``t1``/``t1ce``, and a
-  slice with ``lesion_found=False`` has no lesion attributes.
+  slice with ``lesion_found=False`` has no lesion attributes; ``none`` for a field on a sequence
+  where it is not judged is read as null rather than rejected.
 
 The sequence a slice shows is taken from the validation context (``{"modality": "t2"}``, the
 source's known modality, passed by the graph) and otherwise from the model's own ``modality``.
@@ -200,7 +201,14 @@ class FindingValues(BaseModel):
             )
         elif known is not None:
             self.modality = known
-        violations = physics_violations(self.lesion_values(), known or self.modality)
+        sequence = known or self.modality
+        # "none" on a sequence where the field is not judged says nothing: it is null, not an
+        # error worth a re-ask (small VLMs fill every field).
+        if self.enhancement == Enhancement.none and not judged_on("enhancement", sequence):
+            self.enhancement = None
+        if self.edema == Edema.none and not judged_on("edema", sequence):
+            self.edema = None
+        violations = physics_violations(self.lesion_values(), sequence)
         if self.lesion_found is False and violations:
             # One instruction for all of them rather than ten near-identical sentences.
             problems.append(

@@ -195,8 +195,10 @@ def serve(latency_s: float) -> None:
         answered.append(time.time())
         return agent_responder(body)
 
-    server = LoopbackServer(responder=responder, latency_s=latency_s).start()
-    print(json.dumps({"url": server.openai_base_url}), flush=True)
+    models = {"bench-vlm": ["completion", "vision"]}
+    server = LoopbackServer(responder=responder, latency_s=latency_s, ollama_models=models)
+    server.start()
+    print(json.dumps({"url": server.url}), flush=True)
     for line in sys.stdin:
         if line.strip() != "take":
             continue
@@ -207,82 +209,167 @@ def serve(latency_s: float) -> None:
     server.stop()
 
 
-def reference_loop(a: dict[str, Any], model: str, warm: int) -> dict[str, Any]:
+def reference_loop(a: dict[str, Any], warm: int) -> dict[str, Any]:
     """Child: the annotate run's model calls without our stack, ``a['concurrency']`` at once.
 
-    ``kind`` "instructor": ``instructor.from_openai(AsyncOpenAI(...))`` and ``create(
-    response_model=...)``, the bare loop of the goal; "raw": the SDK alone with the tool
-    definition built once and the answer validated by the response model (the floor).
-    ``http`` "aiohttp" swaps the SDK's httpx transport for ``openai.DefaultAioHttpClient``.
-    Same system texts, prompts, captions, PNG files (read and base64-encoded per call).
+    ``kind`` "instructor": the bare loop of the goal, ``instructor.from_openai(AsyncOpenAI())``
+    and ``instructor.from_anthropic(AsyncAnthropic())`` with ``create(response_model=...)``, and
+    for Ollama (instructor has no native mode) ``AsyncClient.chat(format=schema)`` validated by
+    the response model; "raw": the SDKs alone with the tool definitions built once and the
+    answer validated by the response model (the floor). ``http`` "aiohttp" swaps the OpenAI and
+    Anthropic SDKs' httpx transport for their ``DefaultAioHttpClient``. Same models, system
+    texts, prompts, captions, PNG files (read and base64-encoded per call).
     """
     import base64
 
+    import anthropic
     import instructor
+    import ollama
     import openai
 
-    from neuroonco.agents.prompts import SYSTEMS
-    from neuroonco.schemas.agents import DiagnosisOpinion
-    from neuroonco.schemas.findings import SliceFindings
+    from neuroonco.agents.prompts import RESPONSE_MODELS, SYSTEMS, field_guide
 
-    models = {"describer": SliceFindings, "diagnostician": DiagnosisOpinion}
-    tools = {
-        role: {
-            "type": "function",
-            "function": {
-                "name": m.__name__,
-                "description": m.__doc__ or "",
-                "parameters": m.model_json_schema(),
-            },
-        }
-        for role, m in models.items()
-    }
     base_dir = Path(a["base_dir"])
     calls = json.loads(Path(a["calls_file"]).read_text())
+    url = a["url"]
 
-    def messages(call: dict[str, Any]) -> list[dict[str, Any]]:
-        png = (base_dir / call["image"]).read_bytes()
-        url = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    def images(call: dict[str, Any]) -> list[tuple[str, bytes]]:
+        if call["role"] not in ("describer", "diagnostician"):
+            return []
         caption = f"{call['modality'] or 'unknown sequence'} (slice under review)"
-        content = [
-            {"type": "text", "text": caption},
-            {"type": "image_url", "image_url": {"url": url}},
-            {"type": "text", "text": call["prompt"]},
-        ]
+        return [(caption, (base_dir / call["image"]).read_bytes())]
+
+    def openai_messages(call: dict[str, Any]) -> list[dict[str, Any]]:
+        content: list[dict[str, Any]] = []
+        for caption, png in images(call):
+            data = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+            content += [
+                {"type": "text", "text": caption},
+                {"type": "image_url", "image_url": {"url": data}},
+            ]
+        content.append({"type": "text", "text": call["prompt"]})
         return [
             {"role": "system", "content": SYSTEMS[call["role"]]},
             {"role": "user", "content": content},
         ]
 
+    def anthropic_messages(call: dict[str, Any]) -> list[dict[str, Any]]:
+        content: list[dict[str, Any]] = []
+        for caption, png in images(call):
+            source = {
+                "type": "base64",
+                "media_type": "image/png",
+                "data": base64.b64encode(png).decode("ascii"),
+            }
+            content += [{"type": "text", "text": caption}, {"type": "image", "source": source}]
+        content.append({"type": "text", "text": call["prompt"]})
+        return [{"role": "user", "content": content}]
+
+    def ollama_messages(call: dict[str, Any]) -> list[dict[str, Any]]:
+        model = RESPONSE_MODELS[call["role"]]
+        user: dict[str, Any] = {
+            "role": "user",
+            "content": f"{call['prompt']}\n\n{field_guide(model)}",
+        }
+        found = images(call)
+        if found:
+            user["content"] = "\n".join([f"Image 1: {found[0][0]}", "", user["content"]])
+            user["images"] = [base64.b64encode(png).decode("ascii") for _, png in found]
+        return [{"role": "system", "content": SYSTEMS[call["role"]]}, user]
+
+    def tool(model: Any) -> dict[str, Any]:
+        return {
+            "name": model.__name__,
+            "description": model.__doc__ or "",
+            "parameters": model.model_json_schema(),
+        }
+
+    tools = {role: tool(m) for role, m in RESPONSE_MODELS.items()}
+
     async def loop(batch: list[dict[str, Any]]) -> None:
-        http = openai.DefaultAioHttpClient() if a["http"] == "aiohttp" else None
-        raw = openai.AsyncOpenAI(
-            base_url=a["url"], api_key="no-key", max_retries=0, http_client=http
+        aio = a["http"] == "aiohttp"
+        oa = openai.AsyncOpenAI(
+            base_url=url + "/v1",
+            api_key="no-key",
+            max_retries=0,
+            http_client=openai.DefaultAioHttpClient() if aio else None,
         )
-        client = instructor.from_openai(raw)
+        an = anthropic.AsyncAnthropic(
+            base_url=url,
+            api_key="no-key",
+            max_retries=0,
+            http_client=anthropic.DefaultAioHttpClient() if aio else None,
+        )
+        ol = ollama.AsyncClient(host=url)
+        oa_i, an_i = instructor.from_openai(oa), instructor.from_anthropic(an)
         gate = asyncio.Semaphore(a["concurrency"])
 
         async def one(call: dict[str, Any]) -> None:
-            kwargs = {"model": model, "messages": messages(call), "temperature": 0.0}
+            provider, _, name = call["model"].partition(":")
+            model = RESPONSE_MODELS[call["role"]]
+            t = tools[call["role"]]
             async with gate:
-                if a["kind"] == "instructor":
-                    await client.chat.completions.create(
-                        response_model=models[call["role"]],
+                if provider == "ollama":
+                    reply = await ol.chat(
+                        model=name,
+                        messages=ollama_messages(call),
+                        format=model.model_json_schema(),
+                        options={"temperature": 0.0, "num_predict": 1024},
+                    )
+                    text = reply.message.content
+                elif a["kind"] == "instructor" and provider == "openai":
+                    await oa_i.chat.completions.create(
+                        model=name,
+                        messages=openai_messages(call),
+                        response_model=model,
+                        temperature=0.0,
                         max_tokens=1024,
                         max_retries=2,
-                        **kwargs,
                     )
                     return
-                tool = tools[call["role"]]
-                choice = {"type": "function", "function": {"name": tool["function"]["name"]}}
-                reply = await raw.chat.completions.create(
-                    tools=[tool], tool_choice=choice, max_tokens=1024, **kwargs
-                )
-            arguments = reply.choices[0].message.tool_calls[0].function.arguments
-            models[call["role"]].model_validate_json(arguments)
+                elif a["kind"] == "instructor":
+                    await an_i.messages.create(
+                        model=name,
+                        system=SYSTEMS[call["role"]],
+                        messages=anthropic_messages(call),
+                        response_model=model,
+                        max_tokens=1024,
+                        max_retries=2,
+                    )
+                    return
+                elif provider == "openai":
+                    fn = {"type": "function", "function": t}
+                    choice = {"type": "function", "function": {"name": t["name"]}}
+                    reply = await oa.chat.completions.create(
+                        model=name,
+                        messages=openai_messages(call),
+                        tools=[fn],
+                        tool_choice=choice,
+                        temperature=0.0,
+                        max_tokens=1024,
+                    )
+                    text = reply.choices[0].message.tool_calls[0].function.arguments
+                else:
+                    reply = await an.messages.create(
+                        model=name,
+                        system=SYSTEMS[call["role"]],
+                        messages=anthropic_messages(call),
+                        tools=[
+                            {
+                                "name": t["name"],
+                                "description": t["description"],
+                                "input_schema": t["parameters"],
+                            }
+                        ],
+                        tool_choice={"type": "tool", "name": t["name"]},
+                        max_tokens=1024,
+                    )
+                    text = json.dumps(reply.content[0].input)
+            model.model_validate_json(text)
 
         await asyncio.gather(*(one(c) for c in batch))
-        await raw.close()
+        await oa.close()
+        await an.close()
 
     asyncio.run(loop(calls[:warm]))
     c0, w0, t0 = cpu_s(), time.perf_counter(), time.time()

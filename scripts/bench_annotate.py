@@ -2,19 +2,22 @@
 
     python scripts/bench_annotate.py [--slices N] [--quick] [--profile DIR] [--workdir DIR]
 
-1. A loopback OpenAI server answering after 1 s runs in its own process. `annotate` (describer
-   and diagnostician `openai:bench-model`, builtin critic and arbiter, one round, one image per
-   call, concurrency 32) runs in another over N unique slices: 2N model calls. Pipe efficiency
-   is the ideal time (calls x latency / concurrency) over the time from the first request to
-   the last answer, read from the run's `agent_calls` rows (sent at created_at - latency_ms,
-   answered at created_at) and cross-checked against the server's own log of answer times.
-2. Reference loops, each in its own process, make the same calls (system texts, prompts,
-   captions, PNG files, response models; 32 at once): the goal's bare
-   `instructor.from_openai(AsyncOpenAI(...))` loop, then the raw SDK with httpx and with
-   aiohttp (the floor). CPU per call is a process's CPU (user + system) over its timed section
-   divided by its model calls. Ours counts everything the run does (LangGraph, builtin critic
-   and arbiter, SQLite); every process warms up on a few calls first, so imports are not
-   counted.
+1. A loopback server speaking the OpenAI, Anthropic and Ollama APIs, answering after 1 s, runs
+   in its own process. `annotate` with a mixed panel (describers `openai:bench-describer-a`,
+   `openai:bench-describer-b` and `ollama:bench-vlm`, diagnostician `anthropic:bench-claude`,
+   critic `openai:bench-critic`, builtin arbiter; one round, one image per call, concurrency
+   32) runs in another over N unique slices: 7N model calls. Pipe efficiency is the ideal time
+   (calls x latency / concurrency) over the time from the first request to the last answer,
+   read from the run's `agent_calls` rows (sent at created_at - latency_ms, answered at
+   created_at) and cross-checked against the server's own log of answer times.
+2. Reference loops, each in its own process, make the same calls (model, system texts,
+   prompts, captions, PNG files, response models; 32 at once): the goal's bare instructor loop
+   (`instructor.from_openai(AsyncOpenAI(...))`, `instructor.from_anthropic(AsyncAnthropic(...))`,
+   and for Ollama, which instructor has no native mode for, `ollama.AsyncClient.chat(format=...)`
+   validated by the response model), then the raw SDKs with httpx and with aiohttp (the floor).
+   CPU per call is a process's CPU (user + system) over its timed section divided by its model
+   calls. Ours counts everything the run does (LangGraph, the fact policy, builtin arbiter,
+   SQLite); every process warms up on a few calls first, so imports are not counted.
 3. The all-builtin graph (default config): CPU per slice and slices/s, and peak RSS at two
    sizes plus RSS along the larger run, which must stay flat.
 
@@ -53,9 +56,11 @@ from _bench_util import (
     serve,
 )
 
-MODEL = "bench-model"
+DESCRIBERS = ("openai:bench-describer-a", "openai:bench-describer-b", "ollama:bench-vlm")
+DIAGNOSTICIAN, CRITIC = "anthropic:bench-claude", "openai:bench-critic"
+CALLS_PER_SLICE = 2 * len(DESCRIBERS) + 1  # describers, a critic call each, the diagnostician
 WARM_SLICES = 4
-PIPE_GOAL, CPU_GOAL = 0.85, 1.2
+PIPE_GOAL, CPU_GOAL = 0.9, 1.0
 FLAT_MIB = 8.0  # peak RSS may differ this much between sizes and still count as flat
 
 
@@ -68,10 +73,15 @@ def _config(mode: str):
 
     if mode == "builtin":
         return AnnotateConfig()
-    spec = f"openai:{MODEL}"
     # One round: the canned describer answer contradicts the measurements and would otherwise
     # be sent back, which makes the call count depend on the critic.
-    return AnnotateConfig(describers=[spec], diagnostician=spec, max_rounds=1, group_images=False)
+    return AnnotateConfig(
+        describers=list(DESCRIBERS),
+        diagnostician=DIAGNOSTICIAN,
+        critic=CRITIC,
+        max_rounds=1,
+        group_images=False,
+    )
 
 
 def child_annotate(a: dict[str, Any]) -> dict[str, Any]:
@@ -136,7 +146,8 @@ def _call_stats(db: Path, run_id: str) -> dict[str, Any]:
         out["first_sent"] = min(_stamp(r[5]) - r[6] / 1000 for r in paid)
         out["last_answered"] = max(_stamp(r[5]) for r in paid)
         out["calls"] = [
-            {"role": r[1], "prompt": r[7], "modality": r[8], "image": r[9]} for r in paid
+            {"model": r[0], "role": r[1], "prompt": r[7], "modality": r[8], "image": r[9]}
+            for r in paid
         ]
     return out
 
@@ -164,7 +175,13 @@ def bench_calls(args: argparse.Namespace, base_db: Path) -> None:
     """Our run and the reference loops against one server process; pipe and CPU ratios."""
     conc, lat, prof = args.concurrency, args.latency, args.profile
     server = ServerProcess(lat)
-    env = {"OPENAI_BASE_URL": server.url, "OPENAI_API_KEY": "no-key"}
+    env = {
+        "OPENAI_BASE_URL": server.url + "/v1",
+        "OPENAI_API_KEY": "no-key",
+        "ANTHROPIC_BASE_URL": server.url,
+        "ANTHROPIC_API_KEY": "no-key",
+        "OLLAMA_HOST": server.url,
+    }
     refs: dict[str, dict[str, Any]] = {}
     try:
         job = {"base_db": str(base_db), "slices": args.slices, "mode": "api", "tag": "api"}
@@ -190,14 +207,15 @@ def bench_calls(args: argparse.Namespace, base_db: Path) -> None:
     print(f"\n== model calls: {ours['done']} slices, {n} calls, {lat:g} s latency, conc {conc} ==")
     print(f"calls by model/role: {ours['counts']}; max round {ours['max_round']}")
     print(f"cached model calls: {ours['cached_model_calls']}; statuses {ours['by_status']}")
-    expected = {
-        f"openai:{MODEL} describer": ours["done"],
-        f"openai:{MODEL} diagnostician": ours["done"],
-    }
-    clean = ours["max_round"] == 1 and not ours["cached_model_calls"] and n == 2 * ours["done"]
+    expected = {f"{spec} describer": ours["done"] for spec in DESCRIBERS}
+    expected[f"{DIAGNOSTICIAN} diagnostician"] = ours["done"]
+    expected[f"{CRITIC} critic"] = len(DESCRIBERS) * ours["done"]
+    clean = ours["max_round"] == 1 and not ours["cached_model_calls"]
+    clean = clean and n == CALLS_PER_SLICE * ours["done"]
     clean = clean and all(ours["counts"].get(k) == v for k, v in expected.items())
     print(
-        f"check (one describer + one diagnostician call per slice, round 1, none cached): "
+        f"check ({CALLS_PER_SLICE} calls per slice: 3 describers, 3 critic, 1 diagnostician; "
+        "round 1, none cached): "
         f"{'ok' if clean else 'UNEXPECTED CALLS, numbers below are not comparable'}"
     )
     print(f"server: {served} answers, max in flight {ours_log['max_in_flight']}")
@@ -264,7 +282,7 @@ def bench_builtin(args: argparse.Namespace, base_db: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument(
-        "--slices", type=int, default=192, help="slices of the model-call run (2 calls each)"
+        "--slices", type=int, default=200, help="slices of the model-call run (7 calls each)"
     )
     p.add_argument("--builtin-slices", type=int, default=2500)
     p.add_argument("--memory-slices", type=int, default=10000)
@@ -284,13 +302,13 @@ def main(argv: list[str] | None = None) -> int:
             serve(job["latency"])
             return 0
         if args.child == "reference":
-            result = reference_loop(job, MODEL, 2 * WARM_SLICES)
+            result = reference_loop(job, CALLS_PER_SLICE * WARM_SLICES)
         else:
             result = child_annotate(job)
         print(json.dumps(result))
         return 0
     if args.quick:
-        args.slices, args.builtin_slices, args.memory_slices = 96, 500, 2000
+        args.slices, args.builtin_slices, args.memory_slices = 48, 500, 2000
     if args.profile:
         Path(args.profile).mkdir(parents=True, exist_ok=True)
         print("profiling: CPU numbers below are inflated by cProfile; compare ratios only")

@@ -21,6 +21,7 @@ import numpy as np
 import SimpleITK as sitk
 from PIL import Image
 
+from neuroonco.tools.locale_guard import locale_kept
 from neuroonco.tools.phantom import (
     SEQUENCES,
     Phantom,
@@ -367,7 +368,8 @@ def write_dicom_series(
         piece.SetMetaData("0008|0018", _uid("instance", series_uid, i))
         path = folder / f"IM{i + 1:04d}.dcm"
         writer.SetFileName(str(path))
-        writer.Execute(piece)
+        with locale_kept():
+            writer.Execute(piece)
         paths.append(path)
     return paths
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import anthropic
 import instructor
+from anthropic.types import Message
 
 from neuroonco.agents.providers.base import (
     ModelRequest,
@@ -85,6 +86,37 @@ class AnthropicProvider(Provider):
         self.base_url = str(self._client.base_url).rstrip("/")
         self._url = self.base_url + "/v1/messages"
         self._runner = InstructorRunner(instructor.Provider.ANTHROPIC, instructor.Mode.TOOLS)
+        self._official = official
+
+    @property
+    def cache_identity(self) -> str:
+        return f"{self.spec} @{self.base_url}"
+
+    async def check(self, *, images: bool) -> None:
+        """The host answers and the key is accepted (a model listing; 404 counts as reachable)."""
+        client = self._client.with_options(timeout=min(self.options.timeout_s, 15.0))
+        where = "ANTHROPIC_BASE_URL" if not self._official else "the Anthropic API"
+        try:
+            await client.models.list(limit=1)
+        except anthropic.AuthenticationError:
+            raise ConfigError(
+                f"{self.spec}: {self.base_url} refused the API key (HTTP 401): "
+                "check ANTHROPIC_API_KEY"
+            ) from None
+        except anthropic.PermissionDeniedError:
+            raise ConfigError(
+                f"{self.spec}: {self.base_url} denied access (HTTP 403): check ANTHROPIC_API_KEY"
+            ) from None
+        except anthropic.APIConnectionError as exc:
+            raise ConfigError(
+                f"{self.spec}: cannot reach {self.base_url} ({exc.__cause__ or exc}): check "
+                f"{where} and that the server is running"
+            ) from None
+        except anthropic.APIStatusError as exc:
+            if exc.status_code >= 500:
+                raise ConfigError(
+                    f"{self.spec}: {self.base_url} answers HTTP {exc.status_code}: check {where}"
+                ) from None
 
     def _messages(self, request: ModelRequest) -> list[dict[str, Any]]:
         content: list[dict[str, Any]] | str = request.prompt
@@ -116,10 +148,16 @@ class AnthropicProvider(Provider):
             return Failure("error", f"{type(exc).__name__} from {url}: {exc}", False)
         return None
 
+    async def _create(self, **body: Any) -> Message:
+        """POST /v1/messages with ``body`` as it is: `messages.create` checks and reshapes its
+        arguments first, which our plain-JSON bodies do not need (the same post, headers and
+        response type)."""
+        return await self._client.post("/v1/messages", body=body, cast_to=Message)
+
     async def complete(self, request: ModelRequest) -> ModelResult:
         started = time.perf_counter()
         log = AttemptLog(self._secrets)
-        create = self._client.messages.create
+        create = self._create
 
         async def send(**kwargs: Any) -> Any:
             return await send_with_retries(

@@ -78,16 +78,17 @@ class ModelRequest:
     grounding: dict[str, Any] = field(default_factory=dict)
     # Passed to response-model validation as the pydantic `context`.
     validation_context: dict[str, Any] | None = None
-    temperature: float = 0.0
+    temperature: float | None = 0.0  # None: not sent (reasoning models reject it)
     max_tokens: int = 1024
 
-    def cache_key(self, spec: str) -> str:
-        """sha256 over everything that decides the answer: model, texts, images, schema, params.
+    def cache_key(self, identity: str) -> str:
+        """sha256 over everything that decides the answer: the model's identity (spec, endpoint,
+        mode: see `Provider.cache_identity`), texts, images, schema, params.
 
         The role and grounding are included too, because the builtin backend answers from them.
         """
         parts = [
-            spec,
+            identity,
             self.role,
             self.system,
             self.prompt,
@@ -129,7 +130,6 @@ class ModelResult:
     output_tokens: int
     latency_ms: float
     cost_usd: float | None
-    cached: bool = False
 
     @property
     def ok(self) -> bool:
@@ -218,6 +218,21 @@ class Provider(ABC):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+    @property
+    def cache_identity(self) -> str:
+        """What tells this model's answers apart in the cache: the spec, plus the endpoint and the
+        structured-output mode where a provider has them (one model name on two servers, or in
+        two modes, gives different answers)."""
+        return self.spec
+
+    async def check(self, *, images: bool) -> None:
+        """Fail fast on setup (credentials, host, model) before a run's first slice.
+
+        Raises `ConfigError` with one line saying what to set or run; ``images``: whether the
+        run will send this model images. Nothing to check by default.
+        """
+        return None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(spec={self.spec!r})"

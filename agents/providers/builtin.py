@@ -9,7 +9,7 @@ Each role says only what the measurements support:
 - diagnostician: the source label, with a reasoning built from the findings; a conflict is
   flagged when the label is ``no_tumor`` but a lesion is found, or a tumour label on a slice
   with no lesion (evidence: the mask, else the describers' majority);
-- critic: :func:`neuroonco.agents.critic_rules.check_claims`;
+- critic: :func:`neuroonco.agents.evidence.check_claims`;
 - arbiter: :func:`neuroonco.agents.fusion.fuse`.
 
 Grounding keys read (see :mod:`neuroonco.agents.prompts` for what each holds): ``modality``,
@@ -26,7 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from neuroonco.agents.critic_rules import (
+from neuroonco.agents.evidence import (
     channel_stats,
     check_claims,
     intensity_evidence,
@@ -164,7 +164,7 @@ def diagnose(grounding: Grounding) -> DiagnosisOpinion:
 
 
 def criticise(grounding: Grounding) -> Critique:
-    """The critic: the deterministic claim checks of :mod:`neuroonco.agents.critic_rules`."""
+    """The critic: the deterministic claim checks of :mod:`neuroonco.agents.evidence`."""
     findings = grounding.get("findings")
     if not isinstance(findings, SliceFindings):
         findings = SliceFindings.model_validate(findings or {})
@@ -206,8 +206,9 @@ class BuiltinProvider(Provider):
 
     supports_multiple_images = True
 
-    def __init__(self, spec: str = "builtin", options: ProviderOptions | None = None) -> None:
-        super().__init__(spec, options)
+    def __init__(self, model: str = "", options: ProviderOptions | None = None) -> None:
+        # There is one builtin backend: "builtin" and "builtin:" name the same.
+        super().__init__("builtin", options)
 
     async def complete(self, request: ModelRequest) -> ModelResult:
         return self.answer(request)

@@ -3,7 +3,9 @@
 Vision models on Ollama follow a JSON schema far better than tool calls, so the request carries
 `format=<the response model's JSON schema>` and the images as base64 in `images`; the answer is
 validated here with pydantic (instructor has no native-Ollama mode) and re-asked with the
-validation error. Before the first call the model is looked up with `/api/show`: a model that is
+validation error. `format` is a grammar only: the model never reads the schema's descriptions,
+so the prompt carries a compact field guide (allowed values, when to answer null) in their place.
+Before the first call the model is looked up with `/api/show`: a model that is
 not pulled, or that cannot see images when images are sent, raises `ConfigError` saying how to
 `ollama pull` one. The server is `OLLAMA_HOST` (default http://127.0.0.1:11434), read here.
 """
@@ -22,6 +24,7 @@ import httpx
 import ollama
 from pydantic import BaseModel, ValidationError
 
+from neuroonco.agents.prompts import field_guide
 from neuroonco.agents.providers.base import (
     ModelRequest,
     ModelResult,
@@ -124,7 +127,7 @@ class OllamaProvider(Provider):
         except ollama.ResponseError as exc:
             if exc.status_code == 404:
                 raise ConfigError(
-                    f"model {self.model} is not pulled on OLLAMA_HOST ({self.host}): "
+                    f"ollama:{self.model} is not pulled on OLLAMA_HOST ({self.host}): "
                     f"run `ollama pull {self.model}`"
                 ) from None
             raise
@@ -139,17 +142,42 @@ class OllamaProvider(Provider):
                     log.records.clear()  # the lookup is not a model call
 
     def _check_vision(self, request: ModelRequest) -> None:
+        self._check_vision_of(bool(request.images))
+
+    def _check_vision_of(self, images: bool) -> None:
         capabilities = self._capabilities
         # Older servers report no capabilities: then we cannot tell, and let the call go.
-        if request.images and capabilities is not None and "vision" not in capabilities:
+        if images and capabilities is not None and "vision" not in capabilities:
             raise ConfigError(
                 f"model {self.model} on OLLAMA_HOST ({self.host}) cannot read images "
                 f"(capabilities: {', '.join(capabilities) or 'none'}): use a vision model, "
                 "e.g. `ollama pull qwen2.5vl:7b`"
             )
 
+    @property
+    def cache_identity(self) -> str:
+        return f"{self.spec} @{self.host}"
+
+    async def check(self, *, images: bool) -> None:
+        """The server answers, the model is pulled, and it can see images if it will get them."""
+        try:
+            info = await self._show()
+        except ollama.ResponseError as exc:
+            raise ConfigError(
+                f"{self.spec}: Ollama at {self.host} answers HTTP {exc.status_code} for "
+                f"{self.model}: {exc.error}"
+            ) from None
+        except (ConnectionError, httpx.TransportError):
+            raise ConfigError(
+                f"{self.spec}: cannot reach Ollama at {self.host}: start `ollama serve` or set "
+                "OLLAMA_HOST"
+            ) from None
+        self._capabilities = info.capabilities
+        if images:
+            self._check_vision_of(True)
+
     def _messages(self, request: ModelRequest) -> list[dict[str, Any]]:
-        prompt = request.prompt
+        prompt = f"{request.prompt}\n\n{field_guide(request.response_model)}"
         user: dict[str, Any] = {"role": "user", "content": prompt}
         if request.images:
             captions = [
@@ -175,7 +203,9 @@ class OllamaProvider(Provider):
         self._check_vision(request)
         messages = self._messages(request)
         fmt = _format_schema(request.response_model)
-        settings = {"temperature": request.temperature, "num_predict": request.max_tokens}
+        settings: dict[str, Any] = {"num_predict": request.max_tokens}
+        if request.temperature is not None:
+            settings["temperature"] = request.temperature
         chat = self._client.chat
         for _ in range(self.options.validation_retries + 1):
             try:

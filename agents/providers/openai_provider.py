@@ -6,8 +6,13 @@ constructor option:
 - `"tools"` (default): a forced function call; what OpenAI and most compatible servers do best.
 - `"json_schema"`: `response_format={"type": "json_schema", ...}`; for servers with guided
   decoding but weak tool calling (vLLM, SGLang, Ollama's /v1).
+- `"json"`: plain JSON (`response_format={"type": "json_object"}`, the schema in the system
+  text); for servers without tool calling or JSON-schema decoding (LM Studio, Ollama's /v1).
 - `"md_json"`: the schema in the prompt and JSON read from the reply text; for servers that
-  support neither (slower: the schema is rendered into every request).
+  support none of these (slower: the schema is rendered into every request).
+
+`temperature` is not sent to reasoning models (o1/o3/o4..., gpt-5...), which reject it, nor
+when `send_temperature=False`.
 
 Images go as `image_url` content parts holding `data:image/png;base64,...` URLs, which every
 compatible vision server accepts. `OPENAI_API_KEY` and `OPENAI_BASE_URL` are read here, in the
@@ -18,11 +23,13 @@ without a key.
 from __future__ import annotations
 
 import os
+import re
 import time
 from typing import Any
 
 import instructor
 import openai
+from openai.types.chat import ChatCompletion
 
 from neuroonco.agents.providers.base import (
     ModelRequest,
@@ -43,11 +50,16 @@ from neuroonco.errors import ConfigError
 MODES = {
     "tools": instructor.Mode.TOOLS,
     "json_schema": instructor.Mode.JSON_SCHEMA,
+    "json": instructor.Mode.JSON,
     "md_json": instructor.Mode.MD_JSON,
 }
+# Reasoning models reject any temperature but the default.
+_REASONING = re.compile(r"^(o\d|gpt-5)")
 OPENAI_HOST = "api.openai.com"
 # Placeholder key for keyless OpenAI-compatible servers (the SDK insists on some key).
 NO_KEY = "no-key"
+# What `chat.completions.create` passes to the SDK's post: the bearer key.
+_POST_OPTIONS: Any = {"security": {"bearer_auth": True}}
 
 
 def _describe(response: Any) -> tuple[str | None, int, int]:
@@ -75,6 +87,7 @@ class OpenAIProvider(Provider):
         api_key: str | None = None,
         base_url: str | None = None,
         mode: str = "tools",
+        send_temperature: bool | None = None,
     ) -> None:
         super().__init__(f"openai:{model}", options)
         if mode not in MODES:
@@ -98,6 +111,49 @@ class OpenAIProvider(Provider):
         # OpenAI's newer models only take max_completion_tokens; compatible servers know max_tokens.
         self._max_tokens_key = "max_completion_tokens" if official else "max_tokens"
         self._runner = InstructorRunner(instructor.Provider.OPENAI, MODES[mode])
+        if send_temperature is None:
+            send_temperature = _REASONING.match(model) is None
+        self.send_temperature = send_temperature
+        self._official = official
+        self._key_hint = "OPENAI_API_KEY"
+
+    @property
+    def cache_identity(self) -> str:
+        return f"{self.spec} @{self.base_url} mode={self.mode}"
+
+    async def check(self, *, images: bool) -> None:
+        """The host answers, the key is accepted, and a server that lists models lists this one."""
+        client = self._client.with_options(timeout=min(self.options.timeout_s, 15.0))
+        where = "OPENAI_BASE_URL" if not self._official else "the OpenAI API"
+        try:
+            page = await client.models.list()
+        except openai.AuthenticationError:
+            raise ConfigError(
+                f"{self.spec}: {self.base_url} refused the API key (HTTP 401): check OPENAI_API_KEY"
+            ) from None
+        except openai.PermissionDeniedError:
+            raise ConfigError(
+                f"{self.spec}: {self.base_url} denied access (HTTP 403): check OPENAI_API_KEY"
+            ) from None
+        except openai.APIConnectionError as exc:
+            raise ConfigError(
+                f"{self.spec}: cannot reach {self.base_url} ({exc.__cause__ or exc}): check "
+                f"{where} and that the server is running"
+            ) from None
+        except openai.APIStatusError as exc:
+            if exc.status_code >= 500:
+                raise ConfigError(
+                    f"{self.spec}: {self.base_url} answers HTTP {exc.status_code} to a model "
+                    f"listing: check the server behind {where}"
+                ) from None
+            return  # a server that does not list models (404, 405...): nothing to compare
+        ids = [m.id for m in page.data]
+        if ids and self.model not in ids:
+            shown = ", ".join(ids[:8]) + (", ..." if len(ids) > 8 else "")
+            raise ConfigError(
+                f"{self.spec}: {self.base_url} does not serve {self.model!r} (it lists {shown}): "
+                "fix the model name"
+            )
 
     def _messages(self, request: ModelRequest) -> list[dict[str, Any]]:
         content: list[dict[str, Any]] | str = request.prompt
@@ -132,10 +188,22 @@ class OpenAIProvider(Provider):
             return Failure("error", f"{type(exc).__name__} from {url}: {exc}", False)
         return None
 
+    async def _create(self, **body: Any) -> ChatCompletion:
+        """POST /chat/completions with ``body`` as it is.
+
+        ``chat.completions.create`` first runs the SDK's request transform, which walks every
+        message part against the parameter TypedDicts (milliseconds per call with base64 images:
+        more than the rest of our client work). Our bodies are built as plain JSON already, so
+        they go straight to the SDK's own post (same auth, headers, timeout and response type).
+        """
+        return await self._client.post(
+            "/chat/completions", body=body, cast_to=ChatCompletion, options=_POST_OPTIONS
+        )
+
     async def complete(self, request: ModelRequest) -> ModelResult:
         started = time.perf_counter()
         log = AttemptLog(self._secrets)
-        create = self._client.chat.completions.create
+        create = self._create
 
         async def send(**kwargs: Any) -> Any:
             return await send_with_retries(
@@ -147,12 +215,13 @@ class OpenAIProvider(Provider):
                 log=log,
             )
 
-        kwargs = {
+        kwargs: dict[str, Any] = {
             "model": self.model,
             "messages": self._messages(request),
-            "temperature": request.temperature,
             self._max_tokens_key: request.max_tokens,
         }
+        if self.send_temperature and request.temperature is not None:
+            kwargs["temperature"] = request.temperature
         output, error = await self._runner.run(
             send, kwargs, request, log, self.options.validation_retries
         )

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from neuroonco.agents.providers.pricing import cost_usd
+from neuroonco.agents.providers.base import ImagePart, ModelRequest, schema_fingerprint
+from neuroonco.agents.providers.pricing import Prices, estimate_tokens, parse_price
+from neuroonco.agents.requests import build_request
 from neuroonco.commands.ingest import run_ingest
-from neuroonco.graph.calls import ESTIMATED_CALL_TOKENS
+from neuroonco.errors import ConfigError
 from neuroonco.graph.context import AnnotateConfig
 from neuroonco.graph.runner import Runner, RunSummary
 from neuroonco.ingest import IngestOptions
@@ -47,15 +50,63 @@ def build_config(
     return AnnotateConfig(**values)
 
 
-def estimate_cost(config: AnnotateConfig, slices: int) -> float | None:
-    """Upper-bound USD for paid models (every round taken), None when nothing is priced."""
+def sample_requests(
+    config: AnnotateConfig, row: dict[str, Any] | None, base: Path
+) -> dict[str, ModelRequest]:
+    """Role -> the request that role sends for ``row`` (a real pending slice: its images, its
+    grounding), with builtin answers standing in for the other agents' outputs."""
+    from neuroonco.agents.providers import builtin
+    from neuroonco.graph.nodes import slice_grounding, slice_images
+
+    images: tuple[ImagePart, ...] = ()
+    grounding: dict[str, Any] = {"modality": None, "label": None, "measurements": None}
+    if row is not None:
+        grounding = slice_grounding(row, base)
+        try:
+            images = slice_images(row, base, config.group_images)
+        except OSError:
+            images = ()
+    findings = builtin.describe(grounding).model_dump(mode="json")
+    votes = [findings] * len(config.describers)
+    diagnosis = builtin.diagnose({**grounding, "votes": votes}).model_dump(mode="json")
+    return {
+        "describer": build_request("describer", grounding, images),
+        "diagnostician": build_request("diagnostician", {**grounding, "votes": votes}, images[:1]),
+        "critic": build_request("critic", {**grounding, "findings": findings}),
+        "arbiter": build_request(
+            "arbiter",
+            {**grounding, "votes": votes, "diagnosis": diagnosis, "rule": config.rule},
+        ),
+    }
+
+
+def estimate_cost(
+    config: AnnotateConfig,
+    slices: int,
+    prices: Prices | None = None,
+    requests: dict[str, ModelRequest] | None = None,
+) -> float | None:
+    """Upper-bound USD for paid models (every round taken), None when nothing is priced.
+
+    Tokens per call come from ``requests`` (:func:`sample_requests`: the real request size,
+    images and answer schema included), one image only for a model set to ``multi_image`` false.
+    """
+    prices = prices or Prices()
+    requests = requests or sample_requests(config, None, Path("."))
     rounds = config.max_rounds
-    per_slice = [(s, rounds) for s in config.describers]
-    per_slice += [(config.diagnostician, rounds), (config.critic, rounds * len(config.describers))]
-    per_slice += [(config.arbiter, 1)]
+    per_slice = [(s, "describer", rounds) for s in config.describers]
+    per_slice += [
+        (config.diagnostician, "diagnostician", 1),
+        (config.critic, "critic", rounds * len(config.describers)),
+        (config.arbiter, "arbiter", 1),
+    ]
     total, priced = 0.0, False
-    for spec, n in per_slice:
-        unit = cost_usd(spec, *ESTIMATED_CALL_TOKENS)
+    for spec, role, n in per_slice:
+        request = requests[role]
+        if config.model_options(spec).get("multi_image") is False:
+            request = dataclasses.replace(request, images=request.images[:1])
+        tokens = estimate_tokens(request, schema_fingerprint(request.response_model))
+        unit = prices.cost(spec, *tokens)
         if unit:
             total += unit * n * slices
             priced = True
@@ -103,15 +154,31 @@ def annotate_command(
         Path | None, typer.Option("--config", help="JSON/TOML file of AnnotateConfig fields.")
     ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Skip the paid-run prompt.")] = False,
+    price: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--price",
+            help="SPEC=IN/OUT: USD per million input/output tokens of a model without a known "
+            "price (repeatable); needed under --max-cost.",
+        ),
+    ] = None,
 ) -> None:
     """Annotate slices with the describer/diagnostician/critic/arbiter graph (ingests SRC first).
 
     Model specs: builtin (offline default), openai:MODEL, anthropic:MODEL, ollama:MODEL."""
     console = Console()
     cfg = build_config(config, describers, diagnostician, critic, arbiter, rule, max_rounds)
+    try:
+        given = dict(parse_price(text) for text in price or ())
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    runner = Runner(
+        db, cfg, concurrency=concurrency, limit=limit, max_cost_usd=max_cost, prices=given
+    )
+    # Every model is checked before anything is ingested or written.
+    asyncio.run(runner.check())
     if sources:
         run_ingest(sources, db, IngestOptions(), console)
-    runner = Runner(db, cfg, concurrency=concurrency, limit=limit, max_cost_usd=max_cost)
     _confirm_cost(runner, cfg, console, yes)
     with Progress(
         TextColumn("annotating"),
@@ -141,16 +208,18 @@ def annotate_command(
 
 def _confirm_cost(runner: Runner, cfg: AnnotateConfig, console: Console, yes: bool) -> None:
     from neuroonco import store
-    from neuroonco.graph.runner import pending_count
+    from neuroonco.graph.runner import pending_count, pending_slices
 
     conn = store.connect(runner.db_path)
     try:
         pending = pending_count(conn, cfg.config_hash())
+        sample = next(pending_slices(conn, cfg.config_hash(), 1), None)
     finally:
         conn.close()
     if runner.limit:
         pending = min(pending, runner.limit)
-    estimate = estimate_cost(cfg, pending)
+    requests = sample_requests(cfg, sample, runner.db_path.parent)
+    estimate = estimate_cost(cfg, pending, runner.prices, requests)
     if estimate is None:
         return
     console.print(

@@ -36,7 +36,7 @@ GROUNDING = {"modality": "flair", "label": "Glioma", "measurements": MEASUREMENT
 
 
 def test_version_and_roles() -> None:
-    assert PROMPT_VERSION == "2026-11-29.1"
+    assert PROMPT_VERSION == "2026-12-01.1"
     assert (
         set(SYSTEMS)
         == set(RESPONSE_MODELS)
@@ -81,7 +81,7 @@ def test_mask_absent_or_empty_is_said() -> None:
 def test_revising_describer_sees_its_critique() -> None:
     grounding = {
         **GROUNDING,
-        "findings": {"lesion_found": True, "shape": "round_oval", "rationale": "round mass"},
+        "previous": {"lesion_found": True, "shape": "round_oval", "rationale": "round mass"},
         "critique": {
             "verdicts": {
                 "shape": {

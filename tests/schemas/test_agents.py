@@ -105,3 +105,17 @@ def test_consensus_validates_agreement_and_physics() -> None:
         Consensus(modality="flair", enhancement="ring")
     with pytest.raises(ValidationError):
         Consensus(status="maybe")
+
+
+def test_critic_verdicts_are_a_closed_object_with_one_optional_field_per_finding() -> None:
+    from neuroonco.schemas.findings import FINDING_FIELDS
+
+    schema = Critique.model_json_schema()
+    verdicts = schema["$defs"][schema["properties"]["verdicts"]["$ref"].rsplit("/", 1)[-1]]
+    assert list(verdicts["properties"]) == list(FINDING_FIELDS)
+    assert not verdicts.get("required") and "additionalProperties" not in verdicts
+    critique = Critique.model_validate({"verdicts": {"size": {"action": "erase", "reason": "r"}}})
+    assert critique.model_dump(mode="json")["verdicts"] == {
+        "size": {"action": "erase", "reason": "r", "value": None}
+    }
+    assert Critique.model_validate(critique.model_dump(mode="json")) == critique

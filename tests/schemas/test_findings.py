@@ -156,3 +156,17 @@ def test_describe_findings_states_only_given_values() -> None:
     assert describe_findings({"lesion_found": False}) == "No lesion on this slice."
     assert "cannot be assessed" in describe_findings({})
     assert describe_findings({"enhancement": "none"}) == "A lesion. It has no enhancement."
+
+
+def test_none_on_a_sequence_where_the_field_is_not_judged_is_null() -> None:
+    # Small VLMs fill every field: "none" there says nothing and is no reason for a re-ask.
+    t1ce = SliceFindings.model_validate(
+        {"lesion_found": True, "edema": "none", "enhancement": "ring"}, context={"modality": "t1ce"}
+    )
+    assert t1ce.edema is None and t1ce.enhancement.value == "ring"
+    t2 = SliceFindings.model_validate(
+        {"lesion_found": True, "edema": "none", "enhancement": "none"}, context={"modality": "t2"}
+    )
+    assert t2.enhancement is None and t2.edema.value == "none"  # judged on t2: kept
+    with pytest.raises(ValidationError, match="edema can only be judged"):
+        SliceFindings.model_validate({"edema": "mild"}, context={"modality": "t1ce"})

@@ -85,11 +85,14 @@ class LoopbackServer:
         latency_s: float = 0.0,
         usage: tuple[int, int] = (11, 7),
         ollama_models: dict[str, list[str] | None] | None = None,
+        openai_models: list[str] | None = None,
     ) -> None:
         self.responder = responder
         self.latency_s = latency_s
         self.usage = usage
         self.ollama_models = dict(DEFAULT_MODELS if ollama_models is None else ollama_models)
+        # Models GET /v1/models lists; None: the route is absent (404), as on many servers.
+        self.openai_models = openai_models
         self.requests: list[ReceivedRequest] = []
         self.show_statuses: collections.deque[int] = collections.deque()  # next /api/show fails
         self.in_flight = 0  # chat requests being answered now, and the most at once
@@ -172,6 +175,7 @@ class LoopbackServer:
         app.router.add_post("/api/chat", self._ollama_chat)
         app.router.add_post("/api/show", self._ollama_show)
         app.router.add_get("/api/tags", self._ollama_tags)
+        app.router.add_get("/v1/models", self._openai_models)
         # handler_cancellation: a client that gives up (timeout fault) cancels the sleeping handler.
         self._runner = web.AppRunner(
             app, access_log=None, handler_cancellation=True, shutdown_timeout=0.2
@@ -304,6 +308,16 @@ class LoopbackServer:
                 },
             }
         )
+
+    async def _openai_models(self, request: web.Request) -> web.StreamResponse:
+        await self._receive(request)
+        if self.openai_models is None:
+            return web.json_response({"error": {"message": "not found"}}, status=404)
+        data = [
+            {"id": name, "object": "model", "created": 0, "owned_by": "loopback"}
+            for name in self.openai_models
+        ]
+        return web.json_response({"object": "list", "data": data})
 
     # -- Anthropic ---------------------------------------------------------------------------
     async def _anthropic(self, request: web.Request) -> web.StreamResponse:

@@ -29,6 +29,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from neuroonco.errors import UnreadableInput
+from neuroonco.tools.locale_guard import locale_kept
 from neuroonco.tools.phi import scrub_text
 from neuroonco.tools.readers._common import (
     IMAGE_2D_SUFFIXES,
@@ -134,7 +135,7 @@ def load_series(files: tuple[Path, ...], channel: str) -> LoadedCase:
     """The series (files in slice order) as one volume in LPS (z, y, x); one slice as 2D."""
     reader = sitk.ImageSeriesReader()
     try:
-        with _itk_names(files) as names:
+        with _itk_names(files) as names, locale_kept():
             reader.SetFileNames(names)
             img = reader.Execute()
     except RuntimeError as exc:

@@ -77,7 +77,7 @@ def test_missing_api_key_is_a_config_error(spec, message):
 
 
 def test_unknown_openai_mode():
-    with pytest.raises(ConfigError, match="use one of tools, json_schema, md_json"):
+    with pytest.raises(ConfigError, match="use one of tools, json_schema, json, md_json"):
         OpenAIProvider("m", api_key="k", mode="functions")
 
 
@@ -117,3 +117,47 @@ def test_compatible_server_needs_no_key(server: LoopbackServer):
         f"OpenAIProvider(spec='openai:qwen2.5-vl', base_url='{server.openai_base_url}', "
         "mode='tools')"
     )
+
+
+def test_cache_identity_tells_endpoints_and_modes_apart(monkeypatch) -> None:
+    from neuroonco.agents.providers.base import ProviderOptions
+    from neuroonco.agents.providers.registry import provider_for
+    from neuroonco.agents.requests import build_request
+
+    monkeypatch.setenv("OPENAI_API_KEY", "k")
+    base = ProviderOptions()
+    a = provider_for("openai:m", base, {"base_url": "http://127.0.0.1:1/v1"})
+    b = provider_for("openai:m", base, {"base_url": "http://127.0.0.1:2/v1"})
+    c = provider_for("openai:m", base, {"base_url": "http://127.0.0.1:1/v1", "mode": "json"})
+    request = build_request("critic", {"findings": {}})
+    keys = {request.cache_key(p.cache_identity) for p in (a, b, c)}
+    assert len(keys) == 3
+
+
+def test_per_model_options_are_checked_and_applied(monkeypatch) -> None:
+    from neuroonco.agents.providers.base import ProviderOptions
+    from neuroonco.agents.providers.registry import provider_for
+    from neuroonco.graph.context import AnnotateConfig
+
+    with pytest.raises(ConfigError, match="unknown option 'colour'"):
+        AnnotateConfig(models={"openai:m": {"colour": 1}})
+    with pytest.raises(ConfigError, match="timeout_s of openai:m must be int or float"):
+        AnnotateConfig(models={"openai:m": {"timeout_s": "slow"}})
+    with pytest.raises(ConfigError, match="mode does not apply to ollama"):
+        provider_for("ollama:x", ProviderOptions(), {"mode": "json"})
+    monkeypatch.delenv("MY_KEY", raising=False)
+    with pytest.raises(ConfigError, match="export MY_KEY"):
+        provider_for("openai:m", ProviderOptions(), {"api_key_env": "MY_KEY"})
+    monkeypatch.setenv("OPENAI_API_KEY", "k")
+    p = provider_for(
+        "openai:o3-mini",
+        ProviderOptions(),
+        {"timeout_s": 7, "concurrency": 3, "multi_image": False},
+    )
+    assert p.options.timeout_s == 7 and p.options.max_concurrency == 3
+    assert p.supports_multiple_images is False and p.send_temperature is False  # a reasoning model
+    config = AnnotateConfig(models={"openai:m": {"send_temperature": False, "max_tokens": 99}})
+    assert config.request_params("openai:m") == (None, 99)
+    assert config.config_hash() != AnnotateConfig().config_hash()
+    timeouts = AnnotateConfig(models={"openai:m": {"timeout_s": 9}}, prices={"openai:m": [1, 2]})
+    assert timeouts.config_hash() == AnnotateConfig().config_hash()  # no answer changes

@@ -16,6 +16,7 @@ import numpy as np
 import SimpleITK as sitk
 from PIL import Image
 
+from neuroonco.tools.locale_guard import locale_kept
 from neuroonco.tools.readers.base import Rejection, SourceCase
 
 RAS = (-1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0)
@@ -114,7 +115,8 @@ def write_dicom(
             piece.SetMetaData(tag, value)
         path = folder / f"s{series}_{i + 1:03d}.dcm"
         writer.SetFileName(str(path))
-        writer.Execute(piece)
+        with locale_kept():  # GDCM leaves the C locale behind otherwise
+            writer.Execute(piece)
         paths.append(path)
     return paths
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from neuroonco.schemas.vocabulary import Modality
+from neuroonco.tools.locale_guard import locale_kept
 from neuroonco.tools.readers.dicom import DicomReader
 
 from .builders import blob, claim_all, write_dicom
@@ -112,7 +113,8 @@ def test_thick_sagittal_series_keeps_its_plane(tmp_path: Path) -> None:
         }.items():
             piece.SetMetaData(tag, value)
         writer.SetFileName(str(folder / f"sag_{i + 1:03d}.dcm"))
-        writer.Execute(piece)
+        with locale_kept():  # GDCM leaves the C locale behind otherwise
+            writer.Execute(piece)
     (case,), rejections, _ = claim_all(DicomReader(), tmp_path)
     assert not rejections
     loaded = case.load()

@@ -1,4 +1,5 @@
-"""The critic's deterministic rules: every claim a describer makes, checked against the evidence.
+"""What the measurements say: mask state, evidence texts, intensity hints, and every claim of a
+describer checked against them (the builtin critic, the prompts and fusion all read this).
 
 :func:`check_claims` rules on each claimed (non-null) field:
 
@@ -270,22 +271,6 @@ def _summarise(verdicts: dict[str, FieldVerdict]) -> str:
     if changed["erase"]:
         parts.append(f"erased: {', '.join(changed['erase'])}")
     return "; ".join(parts)
-
-
-# Claims the measurements settle outright: a model critic cannot keep a contradicted one.
-FACT_FIELDS = ("lesion_found", "modality", *MASK_FIELDS)
-
-
-def enforce_facts(critique: Critique, facts: Critique) -> Critique:
-    """A model critic's verdicts, overruled where :func:`check_claims` finds a hard fact against
-    the claim: the mask-derived fields, lesion presence, the known sequence, and every erasure
-    (sequence physics, lesion fields on a lesion-free mask). Intensity-hint downgrades are
-    heuristics and do not overrule the model."""
-    verdicts = dict(critique.verdicts)
-    for name, verdict in facts.verdicts.items():
-        if verdict.action != "keep" and (name in FACT_FIELDS or verdict.action == "erase"):
-            verdicts[name] = verdict
-    return Critique(verdicts=verdicts, summary=critique.summary)
 
 
 def apply_critique(findings: SliceFindings, critique: Critique) -> SliceFindings:
