@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from neuroonco.commands import annotate, ingest
+from neuroonco.commands import annotate, finetune, ingest
 from neuroonco.errors import NeuroOncoError
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app = typer.Typer(
 )
 app.command("ingest")(ingest.ingest_command)
 app.command("annotate")(annotate.annotate_command)
+app.command("finetune")(finetune.finetune_command)
 
 
 def main() -> None:
