@@ -13,7 +13,7 @@ from typing import Any
 from neuroonco.agents.providers.base import Provider, ProviderOptions
 from neuroonco.errors import ConfigError
 
-PROVIDERS = ("builtin", "openai", "anthropic", "ollama")
+PROVIDERS = ("builtin", "openai", "anthropic", "ollama", "transformers")
 EXAMPLES = "builtin, openai:gpt-4o-mini, anthropic:claude-sonnet-4-5, ollama:qwen2.5vl:7b"
 _INSTALL = {"openai": "openai", "anthropic": "anthropic", "ollama": "ollama"}
 
@@ -58,6 +58,10 @@ def make_provider(spec: str, options: ProviderOptions | None = None, **overrides
             from neuroonco.agents.providers.openai_provider import OpenAIProvider
 
             return OpenAIProvider(model, options, **overrides)
+        if provider == "transformers":  # a local (fine-tuned) VLM: the finetune extra
+            from neuroonco.agents.providers.transformers_provider import TransformersProvider
+
+            return TransformersProvider(model, options, **overrides)
         if provider == "anthropic":
             from neuroonco.agents.providers.anthropic_provider import AnthropicProvider
 
