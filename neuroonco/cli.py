@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from neuroonco.commands import annotate, finetune, ingest
+from neuroonco.commands import annotate, bench, finetune, ingest
 from neuroonco.errors import NeuroOncoError
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app = typer.Typer(
 )
 app.command("ingest")(ingest.ingest_command)
 app.command("annotate")(annotate.annotate_command)
+app.add_typer(bench.app, name="bench")
 app.command("finetune")(finetune.finetune_command)
 
 
