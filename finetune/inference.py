@@ -204,3 +204,66 @@ def shared_vlm(base: str, adapter: Path | None = None) -> LocalVLM:
         if key not in _CACHE:
             _CACHE[key] = LocalVLM.load(base, adapter)
         return _CACHE[key]
+
+
+class TransformersBenchModel:
+    """`bench run --model transformers:PATH[?adapter=DIR]`: batched greedy answers to questions.
+
+    Not cached by `bench run` (an adapter can be retrained in place under the same path); a
+    resumed run still skips the questions already in its predictions file.
+    """
+
+    cacheable = False
+
+    def __init__(self, spec: str, options: dict[str, Any], vlm: LocalVLM | None = None) -> None:
+        base, extra = parse_model_spec(spec.partition(":")[2])
+        adapter = extra.get("adapter") or options.get("adapter")
+        self.spec = spec
+        self.max_new_tokens = int(extra["max_new_tokens"]) if "max_new_tokens" in extra else None
+        self.vlm = vlm or shared_vlm(base, Path(adapter) if adapter else None)
+
+    def _chat(self, request: Any) -> Chat:
+        limit = min(request.max_tokens, self.max_new_tokens or request.max_tokens)
+        content = "<image>" * len(request.images) + request.prompt
+        return Chat([{"role": "user", "content": content}], list(request.images), limit)
+
+    async def answer(self, request: Any) -> Any:
+        return (await self.answer_batch([request]))[0]
+
+    async def answer_batch(self, requests: list[Any]) -> list[Any]:
+        from neuroonco.benchmark.models import BenchAnswer
+
+        try:
+            outputs = await asyncio.to_thread(self.vlm.generate, [self._chat(r) for r in requests])
+        except Exception as exc:  # one failed batch is an error per question, not a crash
+            error = f"{type(exc).__name__}: {exc}"
+            return [BenchAnswer(text="", error=error) for _ in requests]
+        return [
+            BenchAnswer(
+                text=o.text,
+                input_tokens=o.input_tokens,
+                output_tokens=o.output_tokens,
+                latency_ms=o.latency_ms,
+                cost_usd=0.0,
+            )
+            for o in outputs
+        ]
+
+    async def aclose(self) -> None:
+        return None
+
+
+def bench_model_factory(spec: str, options: dict[str, Any]) -> TransformersBenchModel:
+    """The `transformers` factory of the bench model registry (benchmark/models.py)."""
+    return TransformersBenchModel(spec, options)
+
+
+def _register() -> None:
+    try:
+        from neuroonco.benchmark.models import register_bench_model
+    except ImportError:  # a checkout without the benchmark package
+        return
+    register_bench_model("transformers", bench_model_factory)
+
+
+_register()

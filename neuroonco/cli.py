@@ -25,6 +25,7 @@ app.command("ingest")(ingest.ingest_command)
 app.command("annotate")(annotate.annotate_command)
 app.add_typer(bench.app, name="bench")
 app.command("finetune")(finetune.finetune_command)
+app.command("finetune-compare")(finetune.compare_command)
 
 
 def main() -> None:

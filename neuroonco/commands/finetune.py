@@ -111,3 +111,50 @@ def finetune_command(
         f"{result.tokens_per_s:.0f} tokens/s, peak memory {result.peak_memory_mb:.0f} MB; "
         f"adapter in {out / 'adapter'}"
     )
+
+
+def compare_command(
+    bench: Annotated[Path, typer.Argument(help="Benchmark file (closed.json or open.json).")],
+    base: Annotated[str, typer.Option("--base", help="Base model spec, e.g. transformers:DIR.")],
+    tuned: Annotated[
+        str,
+        typer.Option(
+            "--tuned", help="Fine-tuned spec, e.g. 'transformers:DIR?adapter=RUN/adapter'."
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Folder for predictions, scores, table.")],
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N questions.")] = None,
+    max_tokens: Annotated[int | None, typer.Option(min=1, help="Answer length limit.")] = None,
+    resamples: Annotated[int, typer.Option(min=0, help="Bootstrap resamples.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+) -> None:
+    """Base vs fine-tuned on the same benchmark file: run both, score both, one table.
+
+    Any `bench run` spec works for either side; the difference has a paired bootstrap interval."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from neuroonco.finetune.compare import _pct, compare_models
+
+    console = Console()
+
+    def progress(label: str, spec: str, summary) -> None:
+        console.print(
+            f"{label}: {spec}: {summary.answered} answered, {summary.skipped} already there, "
+            f"{summary.errors} errors"
+        )
+
+    rows, metrics = compare_models(
+        bench, base, tuned, out, limit=limit, max_tokens=max_tokens, resamples=resamples,
+        seed=seed, on_progress=progress,
+    )  # fmt: skip
+    table = Table(title=f"{bench.name}: base vs fine-tuned, {metrics['n']} questions (95% CI)")
+    for column in ("metric", "base", "fine-tuned", "difference (paired)"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for r in rows:
+        table.add_row(
+            r.metric, _pct(r.base, r.base_ci), _pct(r.tuned, r.tuned_ci),
+            _pct(r.delta, r.delta_ci, signed=True),
+        )  # fmt: skip
+    console.print(table)
+    console.print(f"table: {out / 'compare.md'}  report: {out / 'score' / 'report.md'}")

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import sqlite_utils
 from PIL import Image
 
@@ -92,6 +93,7 @@ def test_the_real_tiny_model_answers_through_the_registry():
     assert result.attempts[0].output_tokens <= 7
 
 
+@pytest.mark.slow
 def test_a_transformers_describer_runs_inside_annotate(tmp_path: Path):
     write_sample_tree(tmp_path / "src", seed=3, small=True)
     db = tmp_path / "n.db"
