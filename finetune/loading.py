@@ -45,8 +45,8 @@ def load_base(name: str, dtype: Any = None, seed: int = 0) -> tuple[Any, Any]:
         raise ConfigError(
             f"base model {name!r} is neither a local folder nor in the Hugging Face cache "
             f"(nothing is downloaded at run time): fetch it first, e.g. "
-            f"`hf download {name}`, or pass --base-model tiny ({exc})"
-        ) from None
+            f"`hf download {name}`, or pass --base-model tiny"
+        ) from exc
     return model, processor
 
 

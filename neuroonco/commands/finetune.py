@@ -98,6 +98,9 @@ def finetune_command(
         seed=seed,
         dataset=dataset,
     )
+    from neuroonco.finetune.train_data import read_split
+
+    read_split(data_dir, dataset)  # a broken export fails here, before torch is imported
     require_extra()
     from rich.console import Console
 
