@@ -53,6 +53,9 @@ class TrainResult:
     tokens_per_s: float = 0.0
     peak_memory_mb: float = 0.0
     seconds: float = 0.0
+    loop_seconds: float = 0.0  # the step loop, checkpoints included (no loading or encoding)
+    checkpoint_seconds: float = 0.0  # of which writing checkpoints
+    loop_cpu_seconds: float = 0.0  # CPU time of the loop (steady on a shared machine)
 
 
 class EncodedRecords:
@@ -313,7 +316,10 @@ def train(
     bar = _progress(total, start) if progress and main else None
     model.train()
     loop_start = time.perf_counter()
+    loop_cpu = time.process_time()
     loop_tokens = 0
+    checkpoint_seconds = 0.0
+    metrics_file = metrics_path.open("a", encoding="utf-8") if main else None
     try:
         for step in range(start, total):
             t0 = time.perf_counter()
@@ -349,22 +355,29 @@ def train(
                     "tokens_per_s": round(step_tokens / seconds, 1),
                     "seconds": round(seconds, 4),
                 }
-                with metrics_path.open("a", encoding="utf-8") as handle:
-                    handle.write(json.dumps(line) + "\n")
+                metrics_file.write(json.dumps(line) + "\n")
+                metrics_file.flush()  # a killed run keeps every step it finished
                 if bar is not None:
                     bar[0].update(bar[1], advance=1, loss=step_loss, tps=step_tokens / seconds)
             done = step + 1
             if done % config.save_steps == 0 or done == total:
+                saving = time.perf_counter()
                 accelerator.wait_for_everyone()
                 if main:
                     unwrapped = accelerator.unwrap_model(model)
                     save_checkpoint(
                         out, done, unwrapped, optimizer, scheduler, {"tokens": tokens_seen}
                     )
+                checkpoint_seconds += time.perf_counter() - saving
     finally:
+        if metrics_file is not None:
+            metrics_file.close()
         if bar is not None:
             bar[0].stop()
     elapsed = time.perf_counter() - loop_start
+    result.loop_seconds = elapsed
+    result.loop_cpu_seconds = time.process_time() - loop_cpu
+    result.checkpoint_seconds = checkpoint_seconds
     result.tokens_per_s = loop_tokens / elapsed if elapsed > 0 and loop_tokens else 0.0
     result.peak_memory_mb = peak_memory_mb(accelerator.device)
     accelerator.wait_for_everyone()
