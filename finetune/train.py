@@ -49,13 +49,14 @@ class TrainResult:
     resumed_from: int
     records: int
     skipped: dict[str, int]
-    losses: list[float] = field(default_factory=list)  # this process's steps, in order
+    losses: list[float] = field(default_factory=list)  # per step, averaged over processes
     tokens_per_s: float = 0.0
     peak_memory_mb: float = 0.0
     seconds: float = 0.0
     loop_seconds: float = 0.0  # the step loop, checkpoints included (no loading or encoding)
     checkpoint_seconds: float = 0.0  # of which writing checkpoints
     loop_cpu_seconds: float = 0.0  # CPU time of the loop (steady on a shared machine)
+    main: bool = True  # the main process (the one that wrote the outputs)
 
 
 class EncodedRecords:
@@ -259,6 +260,8 @@ def train(
     dtype = pick_dtype(config.precision)
     accelerator = Accelerator(mixed_precision="bf16" if dtype == torch.bfloat16 else "no")
     main = accelerator.is_main_process
+    if not main:  # one log for the run, not one per process
+        log = _quiet
     out.mkdir(parents=True, exist_ok=True)
     _check_same_run(out, config)
     torch.manual_seed(config.seed)
@@ -301,7 +304,7 @@ def train(
     if main:
         config.save(out / "train_config.json")
         _keep_metrics_until(metrics_path, start)
-    result = TrainResult(out, total, start, len(records), skipped)
+    result = TrainResult(out, total, start, len(records), skipped, main=main)
     plans: dict[int, list] = {}
 
     def micro_batch(index: int) -> dict[str, Any]:
@@ -342,6 +345,10 @@ def train(
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
+            if world > 1:  # the logged loss and tokens are the whole step's, over all processes
+                both = torch.tensor([step_loss, step_tokens], device=accelerator.device)
+                both = accelerator.reduce(both, reduction="sum")
+                step_loss, step_tokens = float(both[0]) / world, int(both[1])
             seconds = time.perf_counter() - t0
             tokens_seen += step_tokens
             loop_tokens += step_tokens
@@ -420,6 +427,10 @@ def _save_outputs(
         merged = model.merge_and_unload()
         merged.save_pretrained(out / "merged")
         processor.save_pretrained(out / "merged")
+
+
+def _quiet(_: str) -> None:
+    return None
 
 
 def _progress(total: int, start: int) -> tuple[Any, Any]:

@@ -108,6 +108,8 @@ def finetune_command(
 
     console = Console(stderr=True)
     result = train(data_dir, out, config, merge=merge, progress=not no_progress, log=console.print)
+    if not result.main:
+        return
     last = f"{result.losses[-1]:.4f}" if result.losses else "n/a"
     console.print(
         f"trained {result.steps} steps (from step {result.resumed_from}), final loss {last}, "

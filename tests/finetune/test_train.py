@@ -144,3 +144,21 @@ def test_training_resumes_after_sigkill(export_dir, tmp_path):
         export_dir, tmp_path / "ref", fast_config(max_steps=steps, save_steps=10), progress=False
     )
     assert [m["loss"] for m in metrics] == pytest.approx(reference.losses, abs=1e-4)
+
+
+@pytest.mark.slow
+def test_runs_on_two_processes_under_a_distributed_launcher(export_dir, tmp_path):
+    # What `accelerate launch --multi_gpu` does on GPUs (torch elastic, one process per device),
+    # here on the CPU with gloo: the same command, unchanged.
+    out = tmp_path / "out"
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1"}
+    done = subprocess.run(
+        [*launcher, *_cli(export_dir, out, 4)[1:]], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["processes"] == 2 and summary["steps"] == 4
+    assert [m["step"] for m in _metrics(out)] == [1, 2, 3, 4]
+    assert done.stdout.count("trained 4 steps") + done.stderr.count("trained 4 steps") == 1
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
