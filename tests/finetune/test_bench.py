@@ -78,10 +78,10 @@ def test_bench_run_with_the_adapter_is_scored_by_bench_score(trained, tmp_path):
     assert len(rows) == 8 and all(not r.get("error") for r in rows)
     assert {r["question_id"] for r in rows} == {f"{i}_q{k}" for i in range(1, 5) for k in (1, 2)}
     report = tmp_path / "report"
-    score = _cli(
-        "bench", "score", str(bench), "--predictions", str(predictions), "--out", str(report)
+    score = CliRunner().invoke(
+        app, ["bench", "score", str(bench), "--predictions", str(predictions), "--out", str(report)]
     )
-    assert score.returncode == 0, score.stderr
+    assert score.exit_code == 0, score.output
     metrics = json.loads((report / "metrics.json").read_text())
     assert metrics["n"] == 8 and metrics["model"].startswith("transformers:tiny")
     mine = report / "results" / f"{slug(metrics['model'])}.jsonl"

@@ -9,6 +9,10 @@ import sys
 from pathlib import Path
 
 import yaml
+from typer.testing import CliRunner
+
+from neuroonco.cli import app
+from neuroonco.errors import ConfigError
 
 HEAVY = ("torch", "transformers", "peft", "accelerate")
 
@@ -23,18 +27,25 @@ def _run(*args: str, code: str | None = None) -> subprocess.CompletedProcess:
 
 
 def test_the_core_cli_imports_no_torch():
+    help_call = "try:\n    cli.main()\nexcept SystemExit:\n    pass\n"
     code = (
         "import sys\n"
         "import neuroonco.cli as cli\n"
-        "sys.argv = ['neuroonco', '--help']\n"
-        "try:\n    cli.main()\nexcept SystemExit:\n    pass\n"
+        "sys.argv = ['neuroonco', '--help']\n" + help_call +
+        "sys.argv = ['neuroonco', 'finetune', '--help']\n" + help_call +
         f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
-    )
+    )  # fmt: skip
     done = _run(code=code)
     assert done.returncode == 0, done.stderr
-    assert "finetune" in done.stdout and done.stdout.strip().endswith("[]")
-    help_done = _run("finetune", "--help")
-    assert help_done.returncode == 0 and "--base-model" in help_done.stdout
+    assert "finetune-compare" in done.stdout and "--base-model" in done.stdout
+    assert done.stdout.strip().endswith("[]")
+
+
+def _error(*args: str) -> str:
+    """The ConfigError a command raises in-process (main() prints it as one line, exit 2)."""
+    result = CliRunner().invoke(app, list(args))
+    assert isinstance(result.exception, ConfigError), result.output
+    return str(result.exception)
 
 
 def test_missing_export_is_one_clear_line(tmp_path):
@@ -46,19 +57,18 @@ def test_missing_export_is_one_clear_line(tmp_path):
 
 
 def test_unknown_base_model_says_how_to_fetch_it(export_dir, tmp_path):
-    done = _run(
+    error = _error(
         "finetune", str(export_dir), "--base-model", "no-such/model-xyz", "--out", str(tmp_path)
     )
-    assert done.returncode == 2
-    assert "nor in the Hugging Face cache" in done.stderr and "hf download" in done.stderr
+    assert "nor in the Hugging Face cache" in error and "hf download no-such/model-xyz" in error
 
 
 def test_bad_option_is_one_clear_line(export_dir, tmp_path):
-    done = _run(
+    error = _error(
         "finetune", str(export_dir), "--base-model", "tiny", "--out", str(tmp_path),
         "--schedule", "step",
     )  # fmt: skip
-    assert done.returncode == 2 and "--schedule must be one of" in done.stderr
+    assert "--schedule must be one of" in error
 
 
 def test_a_broken_record_names_its_file_and_line(export_dir, tmp_path):
@@ -72,9 +82,8 @@ def test_a_broken_record_names_its_file_and_line(export_dir, tmp_path):
     record["images"] = []
     lines[2] = json.dumps(record)
     train.write_text("\n".join(lines) + "\n")
-    done = _run("finetune", str(data), "--base-model", "tiny", "--out", str(tmp_path / "o"))
-    assert done.returncode == 2
-    assert f"{train}:3: 1 <image> markers but 0 images" in done.stderr
+    error = _error("finetune", str(data), "--base-model", "tiny", "--out", str(tmp_path / "o"))
+    assert f"{train}:3: 1 <image> markers but 0 images" in error
 
 
 def test_llamafactory_and_ms_swift_configs_match_the_run(trained, export_dir):

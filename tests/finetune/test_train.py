@@ -111,7 +111,7 @@ def _cli(export_dir: Path, out: Path, steps: int) -> list[str]:
     return [
         sys.executable, "-m", "neuroonco.cli", "finetune", str(export_dir),
         "--base-model", "tiny", "--out", str(out), "--max-steps", str(steps),
-        "--save-steps", "10", "--lora-targets", targets, "--lora-rank", "16",
+        "--save-steps", "5", "--lora-targets", targets, "--lora-rank", "16",
         "--lora-alpha", "32", "--lr", "5e-3", "--batch-size", "2", "--grad-accum", "1",
         "--no-progress",
     ]  # fmt: skip
@@ -121,7 +121,7 @@ def _cli(export_dir: Path, out: Path, steps: int) -> list[str]:
 def test_training_resumes_after_sigkill(export_dir, tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    steps = 150
+    steps = 60
     proc = subprocess.Popen(
         _cli(export_dir, out, steps), env=env, stderr=subprocess.PIPE, text=True
     )
@@ -141,7 +141,7 @@ def test_training_resumes_after_sigkill(export_dir, tmp_path):
     assert [m["step"] for m in metrics] == list(range(1, steps + 1))
     # The same losses as a run that was never interrupted: same batches, same optimizer state.
     reference = train(
-        export_dir, tmp_path / "ref", fast_config(max_steps=steps, save_steps=10), progress=False
+        export_dir, tmp_path / "ref", fast_config(max_steps=steps, save_steps=5), progress=False
     )
     assert [m["loss"] for m in metrics] == pytest.approx(reference.losses, abs=1e-4)
 
