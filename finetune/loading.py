@@ -27,6 +27,11 @@ def pick_dtype(precision: str) -> Any:
     return torch.float32
 
 
+def _is_tiny_folder(path: Path) -> bool:
+    config = path / "processor_config.json"
+    return config.is_file() and '"TinyQwen2VLProcessor"' in config.read_text(encoding="utf-8")
+
+
 def load_base(name: str, dtype: Any = None, seed: int = 0) -> tuple[Any, Any]:
     """(model, processor) for a --base-model value."""
     if is_tiny(name):
@@ -36,6 +41,11 @@ def load_base(name: str, dtype: Any = None, seed: int = 0) -> tuple[Any, Any]:
         return model, processor
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
+    if _is_tiny_folder(Path(name)):  # merged weights of a tiny run: its processor is built here
+        from neuroonco.finetune.tiny import build_processor
+
+        model = AutoModelForImageTextToText.from_pretrained(name, dtype=dtype)
+        return model, build_processor()
     try:
         processor = AutoProcessor.from_pretrained(name, local_files_only=True)
         model = AutoModelForImageTextToText.from_pretrained(

@@ -88,6 +88,9 @@ def test_saved_adapter_reloads_with_the_same_logits(trained, export_dir):
 
         merged = Qwen2VLForConditionalGeneration.from_pretrained(out / "merged").eval()
         assert torch.allclose(merged(**batch).logits, reloaded, atol=1e-4)
+        # The merged folder is itself a base model (`transformers:OUT/merged`).
+        again, _ = load_base(str(out / "merged"))
+        assert torch.allclose(again.eval()(**batch).logits, reloaded, atol=1e-4)
 
 
 def test_too_long_records_are_skipped_and_counted(export_dir, tmp_path):
