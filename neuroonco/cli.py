@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from neuroonco.commands import annotate, bench, ingest, instructions
+from neuroonco.commands import annotate, bench, finetune, ingest, instructions
 from neuroonco.errors import NeuroOncoError
 
 app = typer.Typer(
@@ -25,6 +25,8 @@ app.command("ingest")(ingest.ingest_command)
 app.command("annotate")(annotate.annotate_command)
 app.add_typer(bench.app, name="bench")
 app.command("instructions")(instructions.instructions_command)
+app.command("finetune")(finetune.finetune_command)
+app.command("finetune-compare")(finetune.compare_command)
 
 
 def main() -> None:

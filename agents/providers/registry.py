@@ -59,6 +59,12 @@ register_provider(
     package="ollama",
     overrides=("host",),
 )
+# A local (fine-tuned) VLM through transformers: the `finetune` extra.
+register_provider(
+    "transformers",
+    "neuroonco.agents.providers.transformers_provider:TransformersProvider",
+    package="transformers",
+)
 
 EXAMPLES = "builtin, openai:gpt-4o-mini, anthropic:claude-sonnet-4-5, ollama:qwen2.5vl:7b"
 
