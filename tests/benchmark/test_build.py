@@ -116,3 +116,24 @@ def test_existing_out_refused(bench):
     app.command()(build_command)
     result = CliRunner().invoke(app, ["--db", str(db), "--out", str(out)])
     assert result.exit_code != 0 and "--force" in str(result.exception)
+
+
+def test_our_build_passes_the_audit_with_no_findings(bench, tmp_path):
+    """Our benchmark has none of the official file's defects (issue: vocabulary and audit)."""
+    from neuroonco.benchmark.audit import audit_bench
+    from neuroonco.finetune.instructions import InstructionOptions, build_instructions
+
+    db, out = bench
+    for name in ("closed.json", "open.json"):
+        records = json.loads((out / name).read_text(encoding="utf-8"))
+        report = audit_bench(records, images_root=out)
+        assert report.n_questions > 0
+        assert report.findings == [], [f.__dict__ for f in report.findings][:5]
+    # Built from the test split only: no benchmark image is among the training export's images.
+    db_copy = copy_store(db, tmp_path / "store")
+    build_instructions(
+        InstructionOptions(db=db_copy, out=tmp_path / "train", formats=["llamafactory"])
+    )
+    closed = json.loads((out / "closed.json").read_text(encoding="utf-8"))
+    report = audit_bench(closed, train_dir=tmp_path / "train", images_root=out)
+    assert report.counts.get("image_in_train", 0) == 0
