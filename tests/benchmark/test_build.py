@@ -70,8 +70,11 @@ def test_closed_matches_the_official_structure(bench):
                 assert (
                     "meta_trap" not in pair and pair["options"][pair["answer"]] != NONE_OF_THE_ABOVE
                 )
-    assert official_types <= our_types | {"size", "shape", "spread", "location"}
-    assert {"diagnosis", "modality"} <= our_types
+    # Which fields appear depends on what the test split's consensus holds (a field that is null
+    # gets no question: tests/finetune covers one question per held field); every type we emit is
+    # an official one or one of our vocabulary fields.
+    fields = {"laterality", "margins", "texture", "enhancement", "edema", "signal_intensity"}
+    assert "diagnosis" in our_types and our_types <= official_types | fields
 
 
 def test_open_matches_the_official_structure(bench):
