@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from neuroonco.commands import annotate, ingest
+from neuroonco.commands import agreement, annotate, ingest, review
 from neuroonco.errors import NeuroOncoError
 
 app = typer.Typer(
@@ -23,6 +23,8 @@ app = typer.Typer(
 )
 app.command("ingest")(ingest.ingest_command)
 app.command("annotate")(annotate.annotate_command)
+app.command("agreement")(agreement.agreement_command)
+app.command("review")(review.review_command)
 
 
 def main() -> None:
