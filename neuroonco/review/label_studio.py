@@ -216,7 +216,7 @@ def import_export(
         for r in db.query("SELECT note FROM reviews WHERE source = 'label_studio'")
         if r["note"]
     }
-    written = []
+    planned: list[dict[str, Any]] = []
     for task in tasks:
         data = task.get("data") or {}
         slice_id = data.get("slice_id")
@@ -240,17 +240,22 @@ def import_export(
                 decision, new = "reject", None
             else:
                 continue
-            written.append(
-                gold.record(
-                    db,
-                    slice_id,
-                    field,
-                    decision,
-                    value=new,
-                    run_id=task_run,
-                    reviewer=_reviewer(ann, reviewer),
-                    source="label_studio",
-                    note=note,
-                )
+            if decision == "edit":
+                gold.check_value(field, new)  # refuse the whole file before writing any of it
+            planned.append(
+                {
+                    "slice_id": slice_id,
+                    "field": field,
+                    "decision": decision,
+                    "value": new,
+                    "run_id": task_run,
+                    "reviewer": _reviewer(ann, reviewer),
+                    "note": note,
+                }
             )
-    return written
+    return [
+        gold.record(
+            db, p.pop("slice_id"), p.pop("field"), p.pop("decision"), source="label_studio", **p
+        )
+        for p in planned
+    ]
