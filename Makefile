@@ -24,6 +24,7 @@ demo: $(VENV)/.core
 	rm -rf $(DEMO)
 	$(BIN)/python -m neuroonco.tools.sample_tree $(DEMO)/sources --seed 0
 	$(BIN)/neuroonco annotate $(DEMO)/sources --db $(DEMO)/neuroonco.db
+	$(BIN)/neuroonco agreement --db $(DEMO)/neuroonco.db
 
 test: $(VENV)/.dev
 	$(BIN)/ruff check .
