@@ -16,8 +16,8 @@ describer that leaves ``margins`` open is not counted as disagreeing. Per field:
   coverage (share of slices with a vote where the rule gives a value) and accuracy (against the
   gold value, else the measurement, where either exists).
 
-The statistics libraries are imported inside the functions: `neuroonco agreement` is the only
-command that pays for them.
+The statistics libraries (krippendorff, scikit-learn) are imported inside the functions:
+`neuroonco agreement` is the only command that pays for them.
 """
 
 from __future__ import annotations
@@ -69,13 +69,20 @@ def fleiss_kappa(matrix: Sequence[Sequence[Any]]) -> tuple[float | None, int]:
     if len(matrix) < 2 or not full or len(values) < 2:
         return None, len(full)
     import numpy as np
-    from statsmodels.stats.inter_rater import aggregate_raters
-    from statsmodels.stats.inter_rater import fleiss_kappa as _fleiss
 
+    # Fleiss (1971), as statsmodels.stats.inter_rater.fleiss_kappa computes it (the tests check
+    # the two agree); written out because statsmodels would bring pandas into every command:
+    # sqlite_utils imports pandas whenever it is installed.
     codes = {v: i for i, v in enumerate(sorted(values, key=str))}
-    items = np.array([[codes[row[j]] for row in matrix] for j in full])
-    table, _ = aggregate_raters(items)
-    return _clean(_fleiss(table, method="fleiss")), len(full)
+    counts = np.zeros((len(full), len(codes)))
+    for row in matrix:
+        for k, j in enumerate(full):
+            counts[k, codes[row[j]]] += 1
+    raters = len(matrix)
+    p_cat = counts.sum(axis=0) / counts.sum()
+    p_item = ((counts**2).sum(axis=1) - raters) / (raters * (raters - 1))
+    p_bar, p_e = p_item.mean(), (p_cat**2).sum()
+    return _clean((p_bar - p_e) / (1 - p_e)), len(full)
 
 
 def cohen_kappa(gold: Sequence[Any], other: Sequence[Any]) -> float | None:

@@ -144,3 +144,18 @@ def test_failed_call_is_a_missing_vote(tmp_path):
     assert votes.raters == [RA, RB]
     assert votes.slices[0].findings[RB] is None
     assert votes.slices[0].values(RB)["margins"] is None
+
+
+def test_fleiss_kappa_equals_statsmodels_on_random_panels():
+    import numpy as np
+    from statsmodels.stats.inter_rater import aggregate_raters
+    from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss
+
+    rng = np.random.default_rng(0)
+    for raters, items, cats in ((2, 30, 2), (3, 25, 3), (5, 40, 4)):
+        codes = rng.integers(0, cats, size=(raters, items))
+        matrix = [[f"v{c}" for c in row] for row in codes]
+        ours, n = agreement.fleiss_kappa(matrix)
+        table, _ = aggregate_raters(codes.T)
+        assert n == items
+        assert ours == pytest.approx(sm_fleiss(table, method="fleiss"))
