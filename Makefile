@@ -35,6 +35,7 @@ demo: $(VENV)/.core
 		$(DEMO)/bench/pred-random.jsonl $(DEMO)/bench/pred-refuse.jsonl \
 		$(DEMO)/bench/pred-prior.jsonl --out $(DEMO)/bench/report
 	@echo "Benchmark report: $(DEMO)/bench/report/report.md"
+	$(BIN)/neuroonco agreement --db $(DEMO)/neuroonco.db
 
 test: $(VENV)/.dev
 	$(BIN)/ruff check .

@@ -11,7 +11,15 @@ import sys
 
 import typer
 
-from neuroonco.commands import annotate, bench, finetune, ingest, instructions
+from neuroonco.commands import (
+    agreement,
+    annotate,
+    bench,
+    finetune,
+    ingest,
+    instructions,
+    review,
+)
 from neuroonco.errors import NeuroOncoError
 
 app = typer.Typer(
@@ -27,6 +35,8 @@ app.add_typer(bench.app, name="bench")
 app.command("instructions")(instructions.instructions_command)
 app.command("finetune")(finetune.finetune_command)
 app.command("finetune-compare")(finetune.compare_command)
+app.command("agreement")(agreement.agreement_command)
+app.command("review")(review.review_command)
 
 
 def main() -> None:

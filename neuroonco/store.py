@@ -186,6 +186,44 @@ def m007_instr_columns(db: sqlite_utils.Database) -> None:
             table.add_column(name, kind)
 
 
+@migration
+def m009_review_tables(db: sqlite_utils.Database) -> None:
+    """A person's word on one field (`reviews`, DESIGN.md contract; the latest per slice and
+    field is the gold set) and the stored results of `neuroonco agreement`."""
+    db["reviews"].create(
+        {
+            "id": int,
+            "slice_id": str,
+            "field": str,
+            "decision": str,
+            "value": str,
+            "reviewer": str,
+            "created_at": str,
+            "source": str,
+            "run_id": str,
+            "note": str,
+        },
+        pk="id",
+        if_not_exists=True,
+    )
+    db["reviews"].create_index(["slice_id", "field", "created_at"], if_not_exists=True)
+    db["review_agreement"].create(
+        {
+            "run_id": str,
+            "votes": str,
+            "field": str,
+            "kind": str,
+            "metric": str,
+            "rater": str,
+            "value": float,
+            "n": int,
+            "created_at": str,
+        },
+        if_not_exists=True,
+    )
+    db["review_agreement"].create_index(["run_id", "votes"], if_not_exists=True)
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 

@@ -1,0 +1,1 @@
+"""Human review of annotation runs: describer agreement, the review queue, the gold set."""
