@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from neuroonco.agents.critic_rules import mask_state
+from neuroonco.agents.evidence import mask_state
 from neuroonco.agents.fusion import RULES, fuse
 from neuroonco.review.votes import VOTED_FIELDS, RunVotes, SliceVotes
 from neuroonco.schemas.findings import MASK_FIELDS
