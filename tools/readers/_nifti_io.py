@@ -24,6 +24,12 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+try:  # ISA-L inflates gzip about 1.7x faster than zlib (and frees the GIL): decompression is
+    # most of the time of reading a BraTS-size .nii.gz. zlib stays the fallback.
+    from isal import isal_zlib as _inflate_lib
+except ImportError:  # pragma: no cover - isal is a core dependency; a platform without a wheel
+    _inflate_lib = zlib  # type: ignore[assignment]
+
 from neuroonco.errors import UnreadableInput
 from neuroonco.tools.readers.reasons import itk_reason
 
@@ -98,13 +104,13 @@ def _bytes(path: Path) -> bytes | np.memmap:
     if path.name.lower().endswith(".gz"):
         try:
             packed = path.read_bytes()
-            inflater = zlib.decompressobj(wbits=31)  # gzip framing; one member, one pass
+            inflater = _inflate_lib.decompressobj(wbits=31)  # gzip framing; one member, one pass
             raw = inflater.decompress(packed)
             if not inflater.eof:
                 raise EOFError("the gzip stream ends early")
             # Several gzip members are legal but rare: let the gzip module join them.
             return gzip.decompress(packed) if inflater.unused_data.strip(b"\0") else raw
-        except (EOFError, OSError, zlib.error) as exc:
+        except (EOFError, OSError, zlib.error, _inflate_lib.error) as exc:
             raise UnreadableInput(
                 f"{path.name}: truncated or corrupt gzip data ({exc}); re-download the file"
             ) from exc
