@@ -62,6 +62,7 @@ class _SliceOut:
     row: dict[str, Any]
     png: bytes
     mask_png: bytes | None
+    thumb: np.ndarray | None = None  # dedup.thumbnail of the image, for near-duplicate checks
 
 
 def source_key(case: SourceCase, root: Path) -> str:
@@ -216,6 +217,9 @@ def slice_case(
                     },
                     png=slicing.to_png_bytes(img8),
                     mask_png=mask_png,
+                    # Made here, in the worker: the main thread's near-duplicate check and
+                    # later candidates' checks then need no PNG decoding.
+                    thumb=dedup.thumbnail(img8),
                 )
             )
     return out
@@ -352,7 +356,7 @@ class Ingestor:
                 row["perceptual_hash"],
                 row["subject_id"],
                 detail=row.get("detail_hash"),
-                pixels=lambda png=s.png: _decode_png(png),
+                thumb=s.thumb,
             )
             if row["duplicate_of"] == row["id"]:  # the very same slice re-read: nothing new
                 continue
@@ -369,6 +373,7 @@ class Ingestor:
                 row["perceptual_hash"],
                 row["subject_id"],
                 detail=row.get("detail_hash"),
+                thumb=s.thumb,
             )
             self._image_paths[row["id"]] = row["image_path"]
             rows.append(row)

@@ -172,11 +172,15 @@ class DuplicateIndex:
         group_id: str | None,
         *,
         detail: str | None = None,
+        thumb: np.ndarray | None = None,
     ) -> None:
-        """Register a slice; the first slice with a given content hash stays its original."""
+        """Register a slice; the first slice with a given content hash stays its original.
+        ``thumb`` (its :func:`thumbnail`, when the caller has it) spares the loader a read."""
         self._exact.setdefault(content_hash, slice_id)
         if phash is None:
             return
+        if thumb is not None:
+            self._remember(slice_id, thumb)
         row = len(self._ids)
         if row == len(self._hashes):  # grow by doubling: amortised O(1) appends
             self._hashes = np.concatenate([self._hashes, np.zeros(row, np.uint64)])
@@ -191,12 +195,15 @@ class DuplicateIndex:
             self._groups[row] = self._group_codes.setdefault(group_id, len(self._group_codes))
         self._ids.append(slice_id)
 
+    def _remember(self, slice_id: str, thumb: np.ndarray | None) -> None:
+        if len(self._thumbs) >= THUMB_CACHE:  # oldest first out: memory stays bounded
+            del self._thumbs[next(iter(self._thumbs))]
+        self._thumbs[slice_id] = thumb
+
     def _thumbnail(self, slice_id: str) -> np.ndarray | None:
         if slice_id not in self._thumbs:
-            if len(self._thumbs) >= THUMB_CACHE:  # oldest first out: memory stays bounded
-                del self._thumbs[next(iter(self._thumbs))]
             pixels = self.loader(slice_id) if self.loader is not None else None
-            self._thumbs[slice_id] = None if pixels is None else thumbnail(pixels)
+            self._remember(slice_id, None if pixels is None else thumbnail(pixels))
         return self._thumbs[slice_id]
 
     def find(
@@ -207,11 +214,12 @@ class DuplicateIndex:
         *,
         detail: str | None = None,
         pixels: Callable[[], np.ndarray] | None = None,
+        thumb: np.ndarray | None = None,
     ) -> str | None:
         """Id of the slice this one repeats: an exact pixel match, else the nearest earlier
         slice of another group that is a near match (see the module docstring; ties: the
         earliest), else ``None``. ``pixels`` gives the query's uint8 image, when a candidate
-        needs it."""
+        needs it (or ``thumb`` its :func:`thumbnail`, already made)."""
         exact = self._exact.get(content_hash)
         if exact is not None:
             return exact
@@ -234,8 +242,8 @@ class DuplicateIndex:
             return None
         # Nearest first (detail bits, then pHash bits scaled to the same range), then earliest.
         order = rows[np.lexsort((rows, dist[rows] * 4, np.minimum(ddist[rows], dist[rows] * 4)))]
-        if self.loader is not None and pixels is not None:
-            query = thumbnail(pixels())
+        if self.loader is not None and (pixels is not None or thumb is not None):
+            query = thumb if thumb is not None else thumbnail(pixels())  # type: ignore[misc]
             for row in order[:MAX_CHECKS]:
                 stored = self._thumbnail(self._ids[int(row)])
                 if stored is not None and pixels_match(query, stored):
