@@ -33,6 +33,13 @@ from neuroonco.tools.readers.discover import discover
 from neuroonco.tools.readers.reasons import one_line
 
 
+def default_workers() -> int:
+    """One thread per core, at most 4: each case in flight holds its volumes (about 100 MB for
+    a BraTS case, two cases in flight per worker), and beyond 4 the store writer is the limit."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(4, cores or 1))
+
+
 @dataclass
 class IngestOptions:
     """How slices are taken from volumes and how duplicates are judged."""
@@ -43,8 +50,8 @@ class IngestOptions:
     """Tumour-free slices per 3D case to add as negatives."""
     near_duplicate_bits: int = dedup.NEAR_THRESHOLD
     """pHash Hamming distance at or below which two slices count as the same image."""
-    workers: int = 2
-    """Cases loaded and sliced concurrently (threads)."""
+    workers: int = field(default_factory=lambda: default_workers())
+    """Cases loaded and sliced concurrently (threads; gzip inflation and numpy free the GIL)."""
 
 
 @dataclass

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from neuroonco.ingest import IngestOptions, IngestSummary, ingest
+from neuroonco.ingest import IngestOptions, IngestSummary, default_workers, ingest
 
 SourcesArg = Annotated[
     list[Path], typer.Argument(help="Source folders in any supported public layout.")
@@ -22,7 +22,10 @@ PerVolumeOpt = Annotated[
 NegativesOpt = Annotated[
     int, typer.Option("--negatives", min=0, help="Tumour-free slices per 3D case to add.")
 ]
-WorkersOpt = Annotated[int, typer.Option("--workers", min=1, help="Cases processed at once.")]
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option("--workers", min=1, help="Cases processed at once [default: cores, at most 4]."),
+]
 
 
 def run_ingest(
@@ -72,9 +75,11 @@ def ingest_command(
     db: DbOpt,
     per_volume: PerVolumeOpt = 1,
     negatives: NegativesOpt = 0,
-    workers: WorkersOpt = 2,
+    workers: WorkersOpt = None,
 ) -> None:
     """Ingest source folders (BraTS, figshare .mat, class folders, image/mask pairs, YOLO,
     DICOM, NIfTI) into the store: slices, masks, measurements, provenance, duplicates."""
-    options = IngestOptions(per_volume=per_volume, negatives=negatives, workers=workers)
+    options = IngestOptions(
+        per_volume=per_volume, negatives=negatives, workers=workers or default_workers()
+    )
     run_ingest(sources, db, options, Console(stderr=False))
