@@ -24,7 +24,9 @@ NegativesOpt = Annotated[
 ]
 WorkersOpt = Annotated[
     int | None,
-    typer.Option("--workers", min=1, help="Cases processed at once [default: cores, at most 4]."),
+    typer.Option(
+        "--workers", min=1, help="Cases processed at once (default: one per core, at most 4)."
+    ),
 ]
 
 
