@@ -310,7 +310,7 @@ class Ingestor:
                         Rejection(path, str(result), case.phi_strings) for path in case.files
                     )
                 else:
-                    self._write_case(case, key, result)
+                    self._write_case(case, key, result, root)
                 if on_case is not None:
                     on_case(self.summary)
         for rejection in rejections:
@@ -352,7 +352,9 @@ class Ingestor:
         except Exception as exc:  # a reader bug must not stop the run: record it and go on
             return item, key, UnreadableInput(f"could not read: {type(exc).__name__}: {exc}")
 
-    def _write_case(self, case: SourceCase, key: str | None, slices: list[_SliceOut]) -> None:
+    def _write_case(
+        self, case: SourceCase, key: str | None, slices: list[_SliceOut], root: Path
+    ) -> None:
         rows = []
         for s in slices:
             row = s.row
@@ -390,6 +392,7 @@ class Ingestor:
                 {"source_key": key, "n_slices": len(rows), "created_at": store.now()},
                 pk="source_key",
             )
+            self._forget_rejections(root, case)
         self.done.add(key)
         self.summary.cases += 1
         self.summary.slices += len(rows)
@@ -412,11 +415,21 @@ class Ingestor:
             path.write_bytes(data)
         return path.relative_to(self.base).as_posix()
 
+    def _rejection_key(self, root: Path, path: Path, phi_strings: Iterable[str] = ()) -> str:
+        """The ``rejected_inputs.path`` of a source file: relative to its root, scrubbed."""
+        ids = (*self.scopes.of(path), *phi_strings)
+        return phi.scrub_relative_path(f"{root.name}/{_shown_path(root, path)}", ids, self.salt)
+
+    def _forget_rejections(self, root: Path, case: SourceCase) -> None:
+        """A file refused by an earlier run and read now (fixed, or its sibling arrived) is no
+        longer a rejected input: its old row would tell the user to fix what works."""
+        keys = [self._rejection_key(root, path, case.phi_strings) for path in case.files]
+        marks = ",".join("?" * len(keys))
+        self.db.execute(f"delete from rejected_inputs where path in ({marks})", keys)
+
     def _reject(self, root: Path, rejection: Rejection) -> None:
         ids = (*self.scopes.of(rejection.path), *rejection.phi_strings)
-        shown = phi.scrub_relative_path(
-            f"{root.name}/{_shown_path(root, rejection.path)}", ids, self.salt
-        )
+        shown = self._rejection_key(root, rejection.path, rejection.phi_strings)
         # Reasons name files by absolute path; the store keeps them as shown (relative, scrubbed),
         # on one line with no library paths (see readers.reasons).
         reason = rejection.reason.replace(str(rejection.path), shown)

@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 import pytest
 import SimpleITK as sitk
+import sqlite_utils
 from PIL import Image
 
 from neuroonco.ingest import IngestOptions, ingest
@@ -461,3 +462,24 @@ def test_patient_folder_names_are_scrubbed_from_every_file_in_them(tmp_path, sam
     assert summary.slices == 2 and summary.rejected == 1
     patterns = [re.compile(b"planted", re.I), re.compile(rb"(?<![0-9a-z.])12345(?![0-9a-z])")]
     assert _leaks(db_path.parent, patterns) == []
+
+
+def test_a_fixed_file_leaves_rejected_inputs_on_the_next_run(tmp_path):
+    """A file refused once (here: not gzip at all) and replaced by a readable one is ingested
+    by the next run, and its old rejection row goes: it would send the user to fix a good file."""
+    src = tmp_path / "src" / "nifti"
+    src.mkdir(parents=True)
+    bad = src / "case01_t1.nii.gz"
+    bad.write_bytes(b"this was a broken download " * 40)
+    db_path = tmp_path / "out" / "neuroonco.db"
+    first = ingest([tmp_path / "src"], db_path)
+    assert first.slices == 0 and first.rejected == 1
+    ph = make_phantom((24, 48, 48), seed=5, tumour_side="left")
+    image = sitk.GetImageFromArray(ph.volumes["t1"].astype(np.float32))
+    image.SetSpacing(tuple(float(s) for s in ph.spacing[::-1]))
+    sitk.WriteImage(image, str(bad))
+    second = ingest([tmp_path / "src"], db_path)
+    assert second.slices >= 1
+    db = sqlite_utils.Database(db_path)
+    assert list(db["rejected_inputs"].rows) == []
+    assert db["slices"].count == second.slices
