@@ -7,6 +7,8 @@ no randomness, dict keys sorted, numbers at fixed precision. Change any text her
 Grounding keys (the graph fills them; :mod:`neuroonco.agents.providers.builtin` reads the same):
 
 - ``modality``: the slice's sequence (``t1``/``t1ce``/``t2``/``flair``) or None;
+- ``plane``: the slice's plane (``axial``/``sagittal``/``coronal``) or None; only a
+  non-axial plane is rendered (axial is what every prompt assumes);
 - ``label``: the source's diagnosis (a :class:`~neuroonco.schemas.vocabulary.Diagnosis` value)
   or None;
 - ``measurements``: the dict of :func:`neuroonco.tools.measurements.measure_mask` or None (None
@@ -47,7 +49,7 @@ from neuroonco.schemas.findings import (
 )
 from neuroonco.schemas.vocabulary import normalise_label
 
-PROMPT_VERSION = "2026-12-01.1"
+PROMPT_VERSION = "2026-12-02.1"
 
 RESPONSE_MODELS: dict[str, type[BaseModel]] = {
     "describer": SliceFindings,
@@ -163,12 +165,24 @@ def render_facts(grounding: Mapping[str, Any]) -> str:
     """Sequence, source label and measurements, as the shared head of every user prompt."""
     seq = sequence_of(grounding.get("modality"))
     label = normalise_label(grounding.get("label"))
-    lines = [
-        f"Sequence: {seq.value if seq is not None else 'unknown'}",
+    lines = [f"Sequence: {seq.value if seq is not None else 'unknown'}"]
+    plane = grounding.get("plane")
+    if plane in PLANE_NOTES:
+        lines.append(f"Plane: {plane} ({PLANE_NOTES[plane]})")
+    lines += [
         f"Source label: {label.value if label is not None else 'none'}",
         render_measurements(grounding),
     ]
     return "\n".join(lines)
+
+
+# What a non-axial image shows, so that a model reading the pixels does not take it for an
+# axial slice (ingest stores sagittal and coronal series in their native plane).
+PLANE_NOTES = {
+    "sagittal": "a side view: superior at the top, anterior on the left; which hemisphere it "
+    "shows comes from the slice position, not from the image",
+    "coronal": "a front view: superior at the top, the patient's right on the image left",
+}
 
 
 def render_findings(findings: Any) -> str:

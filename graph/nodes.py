@@ -61,6 +61,7 @@ def slice_grounding(row: dict[str, Any], base: Path) -> dict[str, Any]:
         facts = {**facts, "mask_kind": row["mask_kind"]}
     return {
         "modality": row.get("modality"),
+        "plane": row.get("plane"),
         "label": row.get("label"),
         "measurements": facts,
         "has_mask": bool(row.get("mask_path")),

@@ -36,7 +36,7 @@ GROUNDING = {"modality": "flair", "label": "Glioma", "measurements": MEASUREMENT
 
 
 def test_version_and_roles() -> None:
-    assert PROMPT_VERSION == "2026-12-01.1"
+    assert PROMPT_VERSION == "2026-12-02.1"
     assert (
         set(SYSTEMS)
         == set(RESPONSE_MODELS)
@@ -137,3 +137,15 @@ def test_unknown_role_and_validation_context() -> None:
         render_prompt("judge", {})
     assert validation_context({"modality": "T1 with contrast"}) == {"modality": "t1ce"}
     assert validation_context({"modality": None}) is None
+
+
+def test_a_non_axial_plane_is_named_in_the_prompt_and_axial_prompts_do_not_change():
+    """Ingest keeps sagittal and coronal series in their plane; a model must be told, or it
+    reads a side view as an axial slice. Axial (and unknown) slices render as before."""
+    base = {"modality": "t1ce", "label": "glioma", "measurements": None, "has_mask": False}
+    axial = render_prompt("describer", {**base, "plane": "axial"}).prompt
+    assert "Plane:" not in axial and axial == render_prompt("describer", base).prompt
+    sagittal = render_prompt("describer", {**base, "plane": "sagittal"}).prompt
+    assert "Plane: sagittal (a side view: superior at the top, anterior on the left" in sagittal
+    coronal = render_prompt("describer", {**base, "plane": "coronal"}).prompt
+    assert "Plane: coronal" in coronal and "right on the image left" in coronal
