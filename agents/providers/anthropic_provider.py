@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from typing import Any
 
 import anthropic
@@ -23,19 +22,30 @@ from neuroonco.agents.providers.base import (
     ModelResult,
     Provider,
     ProviderOptions,
-    build_result,
 )
-from neuroonco.agents.providers.retry import (
-    AttemptLog,
-    Failure,
-    InstructorRunner,
-    failure_from_status,
-    send_with_retries,
+from neuroonco.agents.providers.retry import Failure, InstructorRunner
+from neuroonco.agents.providers.sdk_calls import (
+    SdkCall,
+    SdkErrors,
+    classify_sdk_error,
+    complete_with_instructor,
+    setup_problem,
 )
 from neuroonco.errors import ConfigError
 
 ANTHROPIC_HOST = "api.anthropic.com"
 NO_KEY = "no-key"
+
+
+_ERRORS = SdkErrors(
+    timeout=anthropic.APITimeoutError,
+    connection=anthropic.APIConnectionError,
+    status=anthropic.APIStatusError,
+    authentication=anthropic.AuthenticationError,
+    permission=anthropic.PermissionDeniedError,
+    base=anthropic.AnthropicError,
+    key_env="ANTHROPIC_API_KEY",
+)
 
 
 def _describe(response: Any) -> tuple[str | None, int, int]:
@@ -98,25 +108,10 @@ class AnthropicProvider(Provider):
         where = "ANTHROPIC_BASE_URL" if not self._official else "the Anthropic API"
         try:
             await client.models.list(limit=1)
-        except anthropic.AuthenticationError:
-            raise ConfigError(
-                f"{self.spec}: {self.base_url} refused the API key (HTTP 401): "
-                "check ANTHROPIC_API_KEY"
-            ) from None
-        except anthropic.PermissionDeniedError:
-            raise ConfigError(
-                f"{self.spec}: {self.base_url} denied access (HTTP 403): check ANTHROPIC_API_KEY"
-            ) from None
-        except anthropic.APIConnectionError as exc:
-            raise ConfigError(
-                f"{self.spec}: cannot reach {self.base_url} ({exc.__cause__ or exc}): check "
-                f"{where} and that the server is running"
-            ) from None
-        except anthropic.APIStatusError as exc:
-            if exc.status_code >= 500:
-                raise ConfigError(
-                    f"{self.spec}: {self.base_url} answers HTTP {exc.status_code}: check {where}"
-                ) from None
+        except (anthropic.APIConnectionError, anthropic.APIStatusError) as exc:
+            problem = setup_problem(exc, _ERRORS, self.spec, self.base_url, where)
+            if problem is not None:
+                raise problem from None
 
     def _messages(self, request: ModelRequest) -> list[dict[str, Any]]:
         content: list[dict[str, Any]] | str = request.prompt
@@ -131,22 +126,7 @@ class AnthropicProvider(Provider):
         return [{"role": "user", "content": content}]
 
     def _classify(self, exc: Exception) -> Failure | None:
-        request = getattr(exc, "request", None)
-        url = str(request.url) if request is not None else self._url
-        if isinstance(exc, anthropic.APITimeoutError):
-            message = f"timed out after {self.options.timeout_s:g} s waiting for {url}"
-            return Failure("timeout", message, True)
-        if isinstance(exc, anthropic.APIConnectionError):
-            detail = exc.__cause__ or exc
-            return Failure("connection_error", f"cannot connect to {url}: {detail}", True)
-        if isinstance(exc, anthropic.APIStatusError):
-            response = exc.response
-            return failure_from_status(
-                response.status_code, url, response.text, response.headers, "ANTHROPIC_API_KEY"
-            )
-        if isinstance(exc, anthropic.AnthropicError):
-            return Failure("error", f"{type(exc).__name__} from {url}: {exc}", False)
-        return None
+        return classify_sdk_error(exc, _ERRORS, self._url, self.options.timeout_s)
 
     async def _create(self, **body: Any) -> Message:
         """POST /v1/messages with ``body`` as it is: `messages.create` checks and reshapes its
@@ -155,37 +135,18 @@ class AnthropicProvider(Provider):
         return await self._client.post("/v1/messages", body=body, cast_to=Message)
 
     async def complete(self, request: ModelRequest) -> ModelResult:
-        started = time.perf_counter()
-        log = AttemptLog(self._secrets)
-        create = self._create
-
-        async def send(**kwargs: Any) -> Any:
-            return await send_with_retries(
-                lambda: create(**kwargs),
-                classify=self._classify,
-                describe=_describe,
-                options=self.options,
-                semaphore=self.semaphore,
-                log=log,
-            )
-
-        kwargs: dict[str, Any] = {
+        body: dict[str, Any] = {
             "model": self.model,
             "messages": self._messages(request),
             "max_tokens": request.max_tokens,
         }
         if request.system:
-            kwargs["system"] = request.system
-        output, error = await self._runner.run(
-            send, kwargs, request, log, self.options.validation_retries
+            body["system"] = request.system
+        call = SdkCall(
+            self.spec, self._create, self._classify, _describe, self._runner, self._secrets
         )
-        return build_result(
-            self.spec,
-            log.records,
-            output=output,
-            response=log.last_response,
-            error=error,
-            started=started,
+        return await complete_with_instructor(
+            call, request, body, options=self.options, semaphore=self.semaphore
         )
 
     async def aclose(self) -> None:

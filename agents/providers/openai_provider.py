@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from typing import Any
 
 import instructor
@@ -36,14 +35,14 @@ from neuroonco.agents.providers.base import (
     ModelResult,
     Provider,
     ProviderOptions,
-    build_result,
 )
-from neuroonco.agents.providers.retry import (
-    AttemptLog,
-    Failure,
-    InstructorRunner,
-    failure_from_status,
-    send_with_retries,
+from neuroonco.agents.providers.retry import Failure, InstructorRunner
+from neuroonco.agents.providers.sdk_calls import (
+    SdkCall,
+    SdkErrors,
+    classify_sdk_error,
+    complete_with_instructor,
+    setup_problem,
 )
 from neuroonco.errors import ConfigError
 
@@ -60,6 +59,17 @@ OPENAI_HOST = "api.openai.com"
 NO_KEY = "no-key"
 # What `chat.completions.create` passes to the SDK's post: the bearer key.
 _POST_OPTIONS: Any = {"security": {"bearer_auth": True}}
+
+
+_ERRORS = SdkErrors(
+    timeout=openai.APITimeoutError,
+    connection=openai.APIConnectionError,
+    status=openai.APIStatusError,
+    authentication=openai.AuthenticationError,
+    permission=openai.PermissionDeniedError,
+    base=openai.OpenAIError,
+    key_env="OPENAI_API_KEY",
+)
 
 
 def _describe(response: Any) -> tuple[str | None, int, int]:
@@ -127,25 +137,10 @@ class OpenAIProvider(Provider):
         where = "OPENAI_BASE_URL" if not self._official else "the OpenAI API"
         try:
             page = await client.models.list()
-        except openai.AuthenticationError:
-            raise ConfigError(
-                f"{self.spec}: {self.base_url} refused the API key (HTTP 401): check OPENAI_API_KEY"
-            ) from None
-        except openai.PermissionDeniedError:
-            raise ConfigError(
-                f"{self.spec}: {self.base_url} denied access (HTTP 403): check OPENAI_API_KEY"
-            ) from None
-        except openai.APIConnectionError as exc:
-            raise ConfigError(
-                f"{self.spec}: cannot reach {self.base_url} ({exc.__cause__ or exc}): check "
-                f"{where} and that the server is running"
-            ) from None
-        except openai.APIStatusError as exc:
-            if exc.status_code >= 500:
-                raise ConfigError(
-                    f"{self.spec}: {self.base_url} answers HTTP {exc.status_code} to a model "
-                    f"listing: check the server behind {where}"
-                ) from None
+        except (openai.APIConnectionError, openai.APIStatusError) as exc:
+            problem = setup_problem(exc, _ERRORS, self.spec, self.base_url, where)
+            if problem is not None:
+                raise problem from None
             return  # a server that does not list models (404, 405...): nothing to compare
         ids = [m.id for m in page.data]
         if ids and self.model not in ids:
@@ -171,22 +166,7 @@ class OpenAIProvider(Provider):
         return messages
 
     def _classify(self, exc: Exception) -> Failure | None:
-        request = getattr(exc, "request", None)
-        url = str(request.url) if request is not None else self._url
-        if isinstance(exc, openai.APITimeoutError):
-            message = f"timed out after {self.options.timeout_s:g} s waiting for {url}"
-            return Failure("timeout", message, True)
-        if isinstance(exc, openai.APIConnectionError):
-            detail = exc.__cause__ or exc
-            return Failure("connection_error", f"cannot connect to {url}: {detail}", True)
-        if isinstance(exc, openai.APIStatusError):
-            response = exc.response
-            return failure_from_status(
-                response.status_code, url, response.text, response.headers, "OPENAI_API_KEY"
-            )
-        if isinstance(exc, openai.OpenAIError):
-            return Failure("error", f"{type(exc).__name__} from {url}: {exc}", False)
-        return None
+        return classify_sdk_error(exc, _ERRORS, self._url, self.options.timeout_s)
 
     async def _create(self, **body: Any) -> ChatCompletion:
         """POST /chat/completions with ``body`` as it is.
@@ -201,37 +181,18 @@ class OpenAIProvider(Provider):
         )
 
     async def complete(self, request: ModelRequest) -> ModelResult:
-        started = time.perf_counter()
-        log = AttemptLog(self._secrets)
-        create = self._create
-
-        async def send(**kwargs: Any) -> Any:
-            return await send_with_retries(
-                lambda: create(**kwargs),
-                classify=self._classify,
-                describe=_describe,
-                options=self.options,
-                semaphore=self.semaphore,
-                log=log,
-            )
-
-        kwargs: dict[str, Any] = {
+        body: dict[str, Any] = {
             "model": self.model,
             "messages": self._messages(request),
             self._max_tokens_key: request.max_tokens,
         }
         if self.send_temperature and request.temperature is not None:
-            kwargs["temperature"] = request.temperature
-        output, error = await self._runner.run(
-            send, kwargs, request, log, self.options.validation_retries
+            body["temperature"] = request.temperature
+        call = SdkCall(
+            self.spec, self._create, self._classify, _describe, self._runner, self._secrets
         )
-        return build_result(
-            self.spec,
-            log.records,
-            output=output,
-            response=log.last_response,
-            error=error,
-            started=started,
+        return await complete_with_instructor(
+            call, request, body, options=self.options, semaphore=self.semaphore
         )
 
     async def aclose(self) -> None:
