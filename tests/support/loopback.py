@@ -264,15 +264,8 @@ class LoopbackServer:
         return INVALID_JSON if item.kind == "invalid_json" else json.dumps(item.payload)
 
     # -- OpenAI ------------------------------------------------------------------------------
-    async def _openai(self, request: web.Request) -> web.StreamResponse:
-        def error(status: int, message: str) -> Any:
-            return {"error": {"message": message, "type": "loopback_error", "code": str(status)}}
-
-        received, item = await self._script(request, error)
-        if isinstance(item, web.StreamResponse):
-            return item
-        body = received.body or {}
-        n = next(self._ids)
+    def _openai_answer(self, item: Scripted, body: dict, n: int) -> tuple[dict[str, Any], str]:
+        """The assistant message and finish reason of a scripted chat completion."""
         text = self._text(item)
         message: dict[str, Any] = {"role": "assistant", "content": None}
         if body.get("tools"):
@@ -291,6 +284,18 @@ class LoopbackServer:
             finish = "stop"
         if item.kind == "truncated":
             finish = "length"
+        return message, finish
+
+    async def _openai(self, request: web.Request) -> web.StreamResponse:
+        def error(status: int, message: str) -> Any:
+            return {"error": {"message": message, "type": "loopback_error", "code": str(status)}}
+
+        received, item = await self._script(request, error)
+        if isinstance(item, web.StreamResponse):
+            return item
+        body = received.body or {}
+        n = next(self._ids)
+        message, finish = self._openai_answer(item, body, n)
         in_tok, out_tok = self._usage(item)
         return web.json_response(
             {
@@ -320,15 +325,10 @@ class LoopbackServer:
         return web.json_response({"object": "list", "data": data})
 
     # -- Anthropic ---------------------------------------------------------------------------
-    async def _anthropic(self, request: web.Request) -> web.StreamResponse:
-        def error(status: int, message: str) -> Any:
-            return {"type": "error", "error": {"type": "loopback_error", "message": message}}
-
-        received, item = await self._script(request, error)
-        if isinstance(item, web.StreamResponse):
-            return item
-        body = received.body or {}
-        n = next(self._ids)
+    def _anthropic_answer(
+        self, item: Scripted, body: dict, n: int
+    ) -> tuple[list[dict[str, Any]], str]:
+        """The content blocks and stop reason of a scripted Messages reply."""
         if body.get("tools") and item.kind != "invalid_json":
             name = body["tools"][0]["name"]
             content = [
@@ -340,6 +340,18 @@ class LoopbackServer:
             stop = "end_turn"
         if item.kind == "truncated":
             stop = "max_tokens"
+        return content, stop
+
+    async def _anthropic(self, request: web.Request) -> web.StreamResponse:
+        def error(status: int, message: str) -> Any:
+            return {"type": "error", "error": {"type": "loopback_error", "message": message}}
+
+        received, item = await self._script(request, error)
+        if isinstance(item, web.StreamResponse):
+            return item
+        body = received.body or {}
+        n = next(self._ids)
+        content, stop = self._anthropic_answer(item, body, n)
         in_tok, out_tok = self._usage(item)
         return web.json_response(
             {
@@ -355,6 +367,10 @@ class LoopbackServer:
         )
 
     # -- Ollama ------------------------------------------------------------------------------
+    def _ollama_answer(self, item: Scripted) -> str:
+        """The message content of a scripted Ollama chat reply."""
+        return self._text(item)
+
     async def _ollama_chat(self, request: web.Request) -> web.StreamResponse:
         received, item = await self._script(request, lambda status, message: {"error": message})
         if isinstance(item, web.StreamResponse):
@@ -365,7 +381,7 @@ class LoopbackServer:
             {
                 "model": body.get("model", "loopback"),
                 "created_at": "2025-01-01T00:00:00Z",
-                "message": {"role": "assistant", "content": self._text(item)},
+                "message": {"role": "assistant", "content": self._ollama_answer(item)},
                 "done": True,
                 "done_reason": "length" if item.kind == "truncated" else "stop",
                 "total_duration": 1000,

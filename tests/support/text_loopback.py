@@ -9,11 +9,8 @@ parent (429 with Retry-After, 500, timeout...).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
-
-from aiohttp import web
 
 from tests.support.loopback import LoopbackServer, Scripted
 
@@ -49,71 +46,16 @@ class TextLoopbackServer(LoopbackServer):
     def _text_of(self, item: Scripted) -> str:
         return item.payload if isinstance(item.payload, str) else str(item.payload)
 
-    async def _openai(self, request: web.Request) -> web.StreamResponse:
-        def error(status: int, message: str) -> Any:
-            return {"error": {"message": message, "type": "loopback_error", "code": str(status)}}
+    # The parent's envelopes (ids, usage, finish reasons, faults) with free text as the answer.
+    def _openai_answer(self, item: Scripted, body: dict, n: int) -> tuple[dict[str, Any], str]:
+        finish = "length" if item.kind == "truncated" else "stop"
+        return {"role": "assistant", "content": self._text_of(item)}, finish
 
-        received, item = await self._script(request, error)
-        if isinstance(item, web.StreamResponse):
-            return item
-        in_tok, out_tok = self._usage(item)
-        return web.json_response(
-            {
-                "id": "chatcmpl-text",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": (received.body or {}).get("model", "loopback"),
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": self._text_of(item)},
-                        "finish_reason": "length" if item.kind == "truncated" else "stop",
-                        "logprobs": None,
-                    }
-                ],
-                "usage": {
-                    "prompt_tokens": in_tok,
-                    "completion_tokens": out_tok,
-                    "total_tokens": in_tok + out_tok,
-                },
-            }
-        )
+    def _anthropic_answer(
+        self, item: Scripted, body: dict, n: int
+    ) -> tuple[list[dict[str, Any]], str]:
+        stop = "max_tokens" if item.kind == "truncated" else "end_turn"
+        return [{"type": "text", "text": self._text_of(item)}], stop
 
-    async def _anthropic(self, request: web.Request) -> web.StreamResponse:
-        def error(status: int, message: str) -> Any:
-            return {"type": "error", "error": {"type": "loopback_error", "message": message}}
-
-        received, item = await self._script(request, error)
-        if isinstance(item, web.StreamResponse):
-            return item
-        in_tok, out_tok = self._usage(item)
-        return web.json_response(
-            {
-                "id": "msg_text",
-                "type": "message",
-                "role": "assistant",
-                "model": (received.body or {}).get("model", "loopback"),
-                "content": [{"type": "text", "text": self._text_of(item)}],
-                "stop_reason": "end_turn",
-                "stop_sequence": None,
-                "usage": {"input_tokens": in_tok, "output_tokens": out_tok},
-            }
-        )
-
-    async def _ollama_chat(self, request: web.Request) -> web.StreamResponse:
-        received, item = await self._script(request, lambda status, message: {"error": message})
-        if isinstance(item, web.StreamResponse):
-            return item
-        in_tok, out_tok = self._usage(item)
-        return web.json_response(
-            {
-                "model": (received.body or {}).get("model", "loopback"),
-                "created_at": "2025-01-01T00:00:00Z",
-                "message": {"role": "assistant", "content": self._text_of(item)},
-                "done": True,
-                "done_reason": "stop",
-                "total_duration": 1000,
-                "prompt_eval_count": in_tok,
-                "eval_count": out_tok,
-            }
-        )
+    def _ollama_answer(self, item: Scripted) -> str:
+        return self._text_of(item)
