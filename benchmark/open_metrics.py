@@ -18,6 +18,8 @@ rouge-score package's F-measure with stemming. A missing prediction or a run err
 
 from __future__ import annotations
 
+import functools
+import logging
 import re
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
@@ -25,8 +27,6 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from nltk.stem.porter import PorterStemmer
-from rouge_score import rouge_scorer
 
 from neuroonco.benchmark.files import OpenQuestion
 from neuroonco.benchmark.metrics import mean_ci
@@ -64,13 +64,38 @@ NEGATION_CUES = frozenset(
 CLAUSE_BREAKS = frozenset({"but", "however", "although", "whereas", "while", "yet", "though"})
 NEGATION_WINDOW = 5
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[.,;:!?]")
-_STEMMER = PorterStemmer()
-_ROUGE = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+
+
+# nltk and rouge-score take seconds to import: they load on the first open answer scored, not
+# with every `neuroonco` command.
+@functools.cache
+def _stemmer() -> Any:
+    from nltk.stem.porter import PorterStemmer
+
+    return PorterStemmer()
+
+
+@functools.cache
+def _rouge() -> Any:
+    from rouge_score import rouge_scorer
+
+    # rouge-score logs through absl, whose first record calls logging.basicConfig(): a root
+    # handler that would print every library's warnings (pydicom's...) on the terminal. A
+    # placeholder handler while the scorer is built makes basicConfig a no-op.
+    root = logging.getLogger()
+    guard = logging.NullHandler() if not root.handlers else None
+    if guard is not None:
+        root.addHandler(guard)
+    try:
+        return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    finally:
+        if guard is not None:
+            root.removeHandler(guard)
 
 
 @lru_cache(maxsize=65536)
 def _stem(word: str) -> str:
-    return _STEMMER.stem(word)
+    return _stemmer().stem(word)
 
 
 def _tokens(text: str) -> list[str]:
@@ -145,7 +170,7 @@ def rouge_l(response: str, reference: str) -> float:
     """ROUGE-L F-measure (rouge-score, Porter stemming)."""
     if not response.strip():
         return 0.0
-    return float(_ROUGE.score(reference, response)["rougeL"].fmeasure)
+    return float(_rouge().score(reference, response)["rougeL"].fmeasure)
 
 
 @dataclass

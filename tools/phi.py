@@ -12,6 +12,9 @@ How a value is searched for (see :func:`identifier_tokens`):
 - a short or numeric value (``10``, ``S1``, ``MC``, ``Anon``, a date, a UID) only as a whole
   token: not preceded or followed by a letter or digit, so ``10`` never hits ``n10_probmask``;
 - a value with no letter or digit (``----``, DICOM's placeholder) names nobody and is skipped;
+- a part that is a placeholder or function word (``Not connected``, ``Unknown``, ``the``, what
+  devices and anonymisers write where a value is missing) is not searched for alone; the whole
+  value still is, as a whole token: "Not connected" must not erase "not" from every reason;
 - a DICOM date (``YYYYMMDD``) in every common spelling: ``2019-03-14``, ``03-14-2019`` (the TCIA
   folder layout), ``14.03.2019``, ``14-Mar-2019``, ``190314`` ...
 """
@@ -35,6 +38,15 @@ MIN_WHOLE = 2  # a whole identifier shorter than this is not searched for at all
 MIN_DIGITS = 5  # an all-digit part shorter than this is a counter, not an identifier
 MIN_LOOSE = 5  # a token this long (with a letter) is scrubbed inside longer words too
 
+# Words devices and anonymisers write where a value is missing, and function words: no name
+# part worth scrubbing alone (the whole value still is).
+_COMMON_WORDS_TEXT = """
+not connected specified available applicable unknown none null nil empty blank n/a anonymous
+anonymised anonymized deidentified identified removed redacted withheld patient name missing
+default the and for with from into onto over under than that this these those was were are has
+had have its our out but nor yet all any can may one two per via
+"""
+COMMON_WORDS = frozenset(_COMMON_WORDS_TEXT.split())
 # DICOM PN: "^" between name parts, "=" between alphabetic/ideographic/phonetic groups.
 _SPLIT = re.compile(r"[\^=,\s_\-]+")
 # CJK ideographs, kana, Hangul, full/half-width forms: scripts written without spaces.
@@ -146,7 +158,9 @@ def identifier_tokens(identifiers: Iterable[str]) -> list[str]:
         if not _ALNUM.search(ident):  # "----", "^": placeholders that name nobody
             continue
         tokens.add(ident.lower())
-        parts = [p for p in _SPLIT.split(ident) if _distinctive(p)]
+        parts = [
+            p for p in _SPLIT.split(ident) if _distinctive(p) and p.lower() not in COMMON_WORDS
+        ]
         tokens.update(p.lower() for p in parts)
         tokens.update(f.lower() for f in _name_forms(ident, parts))
         tokens.update(date_spellings(ident))

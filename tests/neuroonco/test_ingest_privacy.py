@@ -311,3 +311,17 @@ def test_rejection_reasons_name_the_file_as_shown_and_keep_our_words(planted, tm
     (dose,) = [r for p, r in rows if "RTDOSE" in r]
     assert "radiotherapy dose" in dose  # a planted name part ("OTHER-...") does not cut words
     assert all(str(planted) not in r and "\n" not in r for _, r in rows)
+
+
+def test_placeholder_values_do_not_erase_words_of_the_reasons_beside_them(tmp_path):
+    """pydicom's examples_ybr_color.dcm carries "Not connected" in an identifying attribute;
+    the CT file beside it must still be refused as "..., not MR", not "[removed] MR"."""
+    copy_shipped("examples_ybr_color.dcm", tmp_path / "src" / "a.dcm")
+    copy_shipped("CT_small.dcm", tmp_path / "src" / "b.dcm")
+    ds = pydicom.dcmread(tmp_path / "src" / "a.dcm", stop_before_pixels=True)
+    assert any(str(e.value) == "Not connected" for e in ds.iterall())
+    db_path = tmp_path / "out" / "neuroonco.db"
+    ingest([tmp_path / "src"], db_path)
+    with closing(sqlite3.connect(db_path)) as con:
+        reasons = dict(con.execute("select path, reason from rejected_inputs"))
+    assert "not MR" in reasons["src/b.dcm"] and "[removed]" not in reasons["src/b.dcm"]

@@ -137,6 +137,20 @@ def test_placeholders_name_nobody() -> None:
     assert scrub_text("a ---- b", ["----"]) == "a ---- b"
 
 
+def test_placeholder_and_function_words_are_not_scrubbed_alone() -> None:
+    """pydicom's examples_ybr_color.dcm holds "Not connected": its "not" erased the word from
+    every rejection reason beside it ("Modality CT, [removed] MR")."""
+    assert identifier_tokens(["Not connected"]) == ["not connected"]
+    ids = ["Not connected", "Doe^Jane", "Unknown Of The Hospital"]
+    assert scrub_text("Modality CT, not MR; connected", ids, whole_words=True) == (
+        "Modality CT, not MR; connected"
+    )
+    assert scrub_text("by Not Connected, of Jane Doe", ids, whole_words=True) == (
+        "by [removed], of [removed] [removed]"
+    )
+    assert "hospital" in identifier_tokens(ids) and "the" not in identifier_tokens(ids)
+
+
 def test_cjk_two_character_name_parts_are_kept() -> None:
     name = "Yamada^Tarou=山田^太郎=やまだ^たろう"
     tokens = identifier_tokens([name])
