@@ -98,3 +98,19 @@ def test_official_open_file_has_about_a_third_of_keywords_in_the_question() -> N
     m = open_metrics(results, resamples=0)
     assert m["n"] == 1215
     assert 0.28 < m["keyword_leak"]["share"] < 0.36
+
+
+def test_scoring_does_not_configure_the_root_logger():
+    """rouge-score logs through absl, whose first record calls logging.basicConfig(): every
+    library's warnings (pydicom's "found implicit VR"...) would then reach the terminal."""
+    import subprocess
+    import sys
+
+    code = (
+        "import logging, neuroonco.cli\n"
+        "from neuroonco.benchmark.open_metrics import rouge_l\n"
+        "assert rouge_l('a round mass', 'round mass') > 0\n"
+        "print(len(logging.getLogger().handlers))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "0" and out.stderr == ""
