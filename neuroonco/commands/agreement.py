@@ -11,7 +11,6 @@ from typing import Annotated
 
 import typer
 
-from neuroonco import store
 from neuroonco.errors import NeuroOncoError
 
 
@@ -38,6 +37,7 @@ def agreement_command(
 ) -> None:
     """Per field: Krippendorff's alpha and Fleiss' kappa of the describers' own votes, accuracy
     against the measurements and the gold set, and the fusion rules replayed."""
+    from neuroonco import store
     from neuroonco.review import agreement, gold, report
     from neuroonco.review.votes import latest_run, load_votes
 

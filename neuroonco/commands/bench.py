@@ -23,9 +23,6 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from neuroonco.benchmark.files import load_bench
-from neuroonco.benchmark.runner import RunOptions, RunSummary, run_bench
-from neuroonco.benchmark.score import ScoreOptions, score_bench
 from neuroonco.errors import ConfigError
 
 app = typer.Typer(
@@ -72,6 +69,9 @@ def run_command(
     ] = 8,
 ) -> None:
     """Ask one model every question; one JSON line per question as it finishes."""
+    from neuroonco.benchmark.files import load_bench
+    from neuroonco.benchmark.runner import RunOptions, RunSummary, run_bench
+
     loaded = load_bench(bench)
     options = RunOptions(
         images_root=images_root or bench.parent,
@@ -146,6 +146,9 @@ def score_command(
     baselines: Annotated[bool, typer.Option(help="score the baselines beside the models")] = True,
 ) -> None:
     """Score predictions: metrics.json, per-question results, report.md and plots."""
+    from neuroonco.benchmark.files import load_bench
+    from neuroonco.benchmark.score import ScoreOptions, score_bench
+
     paths = list(predictions or []) + list(more or [])
     if not paths:
         raise ConfigError("give the predictions to score: --predictions PRED.jsonl [MORE.jsonl]")
@@ -207,6 +210,8 @@ def export_command(
     ] = None,
 ) -> None:
     """Export a closed benchmark for another evaluation tool (VLMEvalKit's custom MCQ TSV)."""
+    from neuroonco.benchmark.files import load_bench
+
     if fmt.lower() != "vlmevalkit":
         raise ConfigError(f"unknown export format {fmt!r}: use --format vlmevalkit")
     from neuroonco.benchmark.vlmevalkit import export_vlmevalkit

@@ -15,8 +15,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from neuroonco.benchmark.audit import audit_bench, fix_bench, read_bench, render_markdown
-
 BenchArg = Annotated[
     Path, typer.Argument(help="A benchmark file in the official format (closed or open).")
 ]
@@ -39,6 +37,8 @@ def audit_command(
 ) -> None:
     """Audit a benchmark file: traps still answerable, options spelling one concept, answers of
     the wrong type, duplicate questions, images seen in training."""
+    from neuroonco.benchmark.audit import audit_bench, fix_bench, read_bench, render_markdown
+
     records = read_bench(bench)
     report = audit_bench(records, train_dir=train, images_root=bench.parent)
     out.mkdir(parents=True, exist_ok=True)

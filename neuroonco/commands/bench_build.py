@@ -11,8 +11,6 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from neuroonco.benchmark.build import BenchBuildOptions, build_bench
-
 
 def build_command(
     db: Annotated[Path, typer.Option("--db", help="SQLite store with annotations.")],
@@ -33,6 +31,8 @@ def build_command(
     force: Annotated[bool, typer.Option(help="Replace an existing --out folder.")] = False,
 ) -> None:
     """Build closed.json and open.json (MM-NeuroOnco-Bench v1.0 format) from the test split."""
+    from neuroonco.benchmark.build import BenchBuildOptions, build_bench
+
     counts = build_bench(
         BenchBuildOptions(
             db=db,

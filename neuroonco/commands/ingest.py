@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from neuroonco.ingest import IngestOptions, IngestSummary, default_workers, ingest
+if TYPE_CHECKING:  # the ingest machinery loads with the command, not with --help
+    from neuroonco.ingest import IngestOptions, IngestSummary
+
 
 SourcesArg = Annotated[
     list[Path], typer.Argument(help="Source folders in any supported public layout.")
@@ -34,6 +36,8 @@ def run_ingest(
     sources: list[Path], db: Path, options: IngestOptions, console: Console
 ) -> IngestSummary:
     """Ingest with a live progress line; shared by `ingest` and `annotate SRC`."""
+    from neuroonco.ingest import ingest
+
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -81,6 +85,8 @@ def ingest_command(
 ) -> None:
     """Ingest source folders (BraTS, figshare .mat, class folders, image/mask pairs, YOLO,
     DICOM, NIfTI) into the store: slices, masks, measurements, provenance, duplicates."""
+    from neuroonco.ingest import IngestOptions, default_workers
+
     options = IngestOptions(
         per_volume=per_volume, negatives=negatives, workers=workers or default_workers()
     )

@@ -10,8 +10,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from neuroonco.finetune.instructions import InstructionOptions, build_instructions
-
 
 def print_summary(stats: dict[str, Any], out: Path, console: Console) -> None:
     table = Table(title=f"instructions from run {stats['run_id']}", show_header=False)
@@ -58,6 +56,8 @@ def instructions_command(
 ) -> None:
     """Generate closed and open instructions from the consensus, split by subject, and export
     them for fine-tuning tools."""
+    from neuroonco.finetune.instructions import InstructionOptions, build_instructions
+
     console = Console()
     opts = InstructionOptions(
         db=db,
