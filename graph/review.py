@@ -9,7 +9,8 @@ vote, the critic's verdicts, the diagnosis, why it needs review) and waits for a
     {"reviewer": "ana", "slice": "accept" | "reject" | null,
      "fields": {"size": {"decision": "edit", "value": "large"}, "margins": {"decision": "reject"}}}
 
-``fields`` may also give a decision as text (``accept``, ``reject``, ``edit=VALUE``). A field
+``fields`` may also give a decision as text: ``accept``, ``reject``, ``edit=VALUE`` or the value
+alone. A field
 decision is vocabulary-checked (:func:`check_decision`, before anything is resumed); an edit
 takes the person's value even against the mask (a person's word is the gold), a reject leaves
 the field null; ``slice: reject`` rejects the whole slice (status ``rejected``), anything else
@@ -134,10 +135,10 @@ def review_payload(state: SliceState, run_id: str, threshold: float) -> dict[str
 def _field_decision(name: str, given: Any) -> dict[str, Any]:
     if isinstance(given, str):
         text = given.strip()
-        if text.startswith("edit="):
-            given = {"decision": "edit", "value": text[len("edit=") :]}
-        else:
+        if text in ("accept", "reject"):
             given = {"decision": text}
+        else:  # "edit=VALUE", or the value alone
+            given = {"decision": "edit", "value": text.removeprefix("edit=")}
     if not isinstance(given, dict) or given.get("decision") not in ("accept", "edit", "reject"):
         raise NeuroOncoError(
             f"decision for {name} not understood ({given!r}); use accept, reject or edit=VALUE"
