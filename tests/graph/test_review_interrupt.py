@@ -166,3 +166,40 @@ def test_kill_9_after_a_pause_loses_nothing(fresh_db: Path, tmp_path: Path):
     left, _ = asyncio.run(find_paused(fresh_db))
     assert first.slice_id not in {p.slice_id for p in left} and len(left) == summary.paused
     assert os.path.getsize(checkpoint_path(fresh_db)) > 0
+
+
+def test_a_disagreeing_panel_pauses_with_both_votes(fresh_db: Path, monkeypatch):
+    """A canned OpenAI-compatible describer (loopback) beside the builtin one: they disagree on
+    the slices' findings, so agreement falls below the threshold and the pause shows both."""
+    from neuroonco.agents.providers.base import ProviderOptions
+    from neuroonco.graph.context import AnnotateConfig
+    from tests.support.agents import agent_responder
+    from tests.support.loopback import LoopbackServer
+
+    with LoopbackServer(responder=agent_responder) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-review-0123456789")
+        config = AnnotateConfig(describers=["builtin", "openai:gpt-4o-mini"], max_rounds=1)
+        options = ProviderOptions(timeout_s=3, max_retries=1, backoff_base_s=0.01)
+        summary = annotate(
+            fresh_db, config, review=True, limit=6, concurrency=2, provider_options=options
+        )
+    assert summary.paused >= 1
+    paused, _ = asyncio.run(find_paused(fresh_db))
+    split = [p for p in paused if len({json.dumps(v) for v in p.payload["votes"].values()}) > 1]
+    assert split, [p.payload["votes"] for p in paused]
+    item = split[0]
+    assert list(item.payload["votes"]) == ["0:builtin", "1:openai:gpt-4o-mini"]
+    assert item.payload["disputed"] and item.payload["critiques"]
+    theirs = item.payload["votes"]["1:openai:gpt-4o-mini"]
+    name = next(n for n in item.payload["disputed"] if theirs[n] not in (None, True, False))
+    wanted = theirs[name]
+    edit = check_decision(item.payload, {"reviewer": "di", "fields": {name: f"edit={wanted}"}})
+    # No model is reached on resume: the server is gone.
+    asyncio.run(resume_slices(fresh_db, [(item, edit)]))
+    row = (
+        sqlite_utils.Database(fresh_db)
+        .execute("select status, findings from annotations where slice_id = ?", [item.slice_id])
+        .fetchone()
+    )
+    assert row[0] == "accepted" and json.loads(row[1])[name] == wanted
