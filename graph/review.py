@@ -10,12 +10,11 @@ vote, the critic's verdicts, the diagnosis, why it needs review) and waits for a
      "fields": {"size": {"decision": "edit", "value": "large"}, "margins": {"decision": "reject"}}}
 
 ``fields`` may also give a decision as text: ``accept``, ``reject``, ``edit=VALUE`` or the value
-alone. A field
-decision is vocabulary-checked (:func:`check_decision`, before anything is resumed); an edit
-takes the person's value even against the mask (a person's word is the gold), a reject leaves
-the field null; ``slice: reject`` rejects the whole slice (status ``rejected``), anything else
-accepts it (status ``accepted``). The decision becomes ``reviews`` rows (source ``interrupt``),
-written in the same transaction as the reviewed annotation.
+alone. A field decision is vocabulary-checked (:func:`check_decision`, before anything is
+resumed); an edit takes the person's value even against the mask (a person's word is the gold),
+a reject leaves the field null; ``slice: reject`` rejects the whole slice (status ``rejected``),
+anything else accepts it (status ``accepted``). The decision becomes ``reviews`` rows (source
+``interrupt``), written in the same transaction as the reviewed annotation.
 """
 
 from __future__ import annotations
