@@ -5,6 +5,14 @@ slice, its current annotation under that configuration: the newest row, since a 
 rows under new run ids. ``accepted`` only, unless more statuses are included. Duplicates
 (``duplicate_of``) never produce instructions of their own. Rows are read through a cursor, so the
 memory used does not grow with the number of slices.
+
+The gold set wins (:mod:`neuroonco.review.gold`): a slice with any review gives its gold values in
+place of the model consensus (an edited field takes the person's value, a rejected field is null
+and asks nothing), a ``needs_review`` slice a person reviewed is selected without
+``--include needs_review``, and a slice rejected as a whole gives nothing. A person's value is the
+gold even against the mask: the measured numbers are still cited where they back it and dropped
+where they do not, so no explanation argues for the person's value with a contradicting number.
+Splits are planned from the model annotations, so a review never moves a subject between splits.
 """
 
 from __future__ import annotations
@@ -16,7 +24,10 @@ from typing import Any
 
 import sqlite_utils
 
+from neuroonco.agents.evidence import intensity_hints
 from neuroonco.errors import NeuroOncoError
+from neuroonco.review import gold
+from neuroonco.schemas.findings import finding_value
 
 STATUSES = ("accepted", "needs_review")
 
@@ -47,6 +58,8 @@ class AnnotatedSlice:
     split_hint: str | None
     findings: dict[str, Any]
     measurements: dict[str, Any]
+    reviewed: bool = False
+    """A person reviewed the slice: ``findings`` are the gold values."""
 
 
 def choose_run(db: sqlite_utils.Database, run: str | None, db_name: str) -> RunChoice:
@@ -103,12 +116,38 @@ def count_by_status(db: sqlite_utils.Database, choice: RunChoice) -> dict[str, i
     return {status: n for status, n in rows}
 
 
+def _reviewed_adjustment(
+    db: sqlite_utils.Database, choice: RunChoice, statuses: tuple[str, ...], reviewed
+) -> int:
+    """How the gold set changes the selection's size: reviewed slices the statuses leave out
+    come in, slices rejected as a whole go."""
+    ids = sorted(reviewed.slices)
+    change = 0
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        rows = db.execute(
+            "select a.slice_id, a.status from annotations a join slices s on s.id = a.slice_id"
+            f" where a.config_hash = ? and s.duplicate_of is null"
+            f" and a.slice_id in ({', '.join('?' for _ in chunk)})",
+            [choice.config_hash, *chunk],
+        )
+        for sid, status in rows:
+            if sid in reviewed.rejected:
+                change -= status in statuses
+            elif status not in statuses and status in STATUSES:
+                change += 1
+    return change
+
+
 def check_selection(
     db: sqlite_utils.Database, choice: RunChoice, statuses: tuple[str, ...], db_name: str
 ) -> int:
     """How many slices the selection holds; a one-line error when none."""
     counts = count_by_status(db, choice)
     selected = sum(counts.get(s, 0) for s in statuses)
+    reviewed = gold.reviewed_set(db)
+    if reviewed:
+        selected += _reviewed_adjustment(db, choice, statuses, reviewed)
     if selected:
         return selected
     seen = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no annotations"
@@ -125,12 +164,17 @@ def check_selection(
 def iter_slices(
     db: sqlite_utils.Database, choice: RunChoice, statuses: tuple[str, ...]
 ) -> Iterator[AnnotatedSlice]:
-    """The current annotation of every selected slice, in slice-id order (deterministic)."""
-    sql = _CURRENT.format(marks=", ".join("?" for _ in statuses))
-    cursor = db.conn.execute(sql, [choice.config_hash, choice.config_hash, *statuses])
+    """The current annotation of every selected slice, in slice-id order (deterministic); a
+    reviewed slice with its gold values (module docstring)."""
+    reviewed = gold.reviewed_set(db)
+    wanted = statuses
+    if reviewed:  # reviewed needs_review slices come in whatever the statuses
+        wanted = tuple(dict.fromkeys((*statuses, *STATUSES)))
+    sql = _CURRENT.format(marks=", ".join("?" for _ in wanted))
+    cursor = db.conn.execute(sql, [choice.config_hash, choice.config_hash, *wanted])
     while batch := cursor.fetchmany(512):
         for row in batch:
-            yield AnnotatedSlice(
+            item = AnnotatedSlice(
                 slice_id=row[0],
                 run_id=row[1],
                 status=row[2],
@@ -144,6 +188,59 @@ def iter_slices(
                 split_hint=row[10],
                 measurements=json.loads(row[11] or "{}"),
             )
+            if not reviewed:
+                yield item
+            elif item.slice_id in reviewed.slices:
+                if item.slice_id not in reviewed.rejected:
+                    yield apply_review(item, reviewed.fields.get(item.slice_id, {}))
+            elif item.status in statuses:
+                yield item
+
+
+# Field -> the measurement numbers the instruction templates cite for it.
+_MASK_NUMBERS = {
+    "size": ("area_fraction",),
+    "shape": ("circularity", "elongation"),
+    "spread": ("components", "largest_component_ratio"),
+    "location": ("centroid",),
+}
+_INTENSITY_NUMBERS = {
+    "signal_intensity": "contrast_ratio",
+    "texture": "cv",
+    "margins": "edge_sharpness",
+}
+
+
+def _measured(name: str, measurements: dict[str, Any], modality: str | None) -> Any:
+    if name in _INTENSITY_NUMBERS:
+        return intensity_hints(measurements, modality).get(name)
+    try:
+        return finding_value(name, measurements.get(name))
+    except ValueError:
+        return None
+
+
+def apply_review(item: AnnotatedSlice, values: dict[str, Any]) -> AnnotatedSlice:
+    """``item`` with the gold ``values`` in its findings and, for each field whose gold value
+    the measurement does not give, the numbers behind that field left out of its
+    measurements (the templates then state the person's finding without a number)."""
+    findings = gold.overlay(item.findings, values)
+    m = dict(item.measurements)
+    for name, value in values.items():
+        if value is None or _measured(name, item.measurements, item.modality) == value:
+            continue
+        for key in _MASK_NUMBERS.get(name, ()):
+            m.pop(key, None)
+        if name in _INTENSITY_NUMBERS and isinstance(m.get("intensity"), dict):
+            number = _INTENSITY_NUMBERS[name]
+            m["intensity"] = {
+                seq: {k: v for k, v in stats.items() if k != number}
+                if isinstance(stats, dict)
+                else stats
+                for seq, stats in m["intensity"].items()
+            }
+    item.findings, item.measurements, item.reviewed = findings, m, True
+    return item
 
 
 def iter_split_keys(db: sqlite_utils.Database, choice: RunChoice, statuses: tuple[str, ...]):

@@ -284,10 +284,8 @@ async def arbitrate_findings(state: SliceState, runtime: Runtime[GraphContext]) 
     return update
 
 
-async def persist_annotation(state: SliceState, runtime: Runtime[GraphContext]) -> dict[str, Any]:
-    """Hand the annotation to the store writer (an idempotent upsert; the call rows are already
-    with the writer)."""
-    ctx = runtime.context
+def annotation_row(state: SliceState, ctx: GraphContext) -> dict[str, Any]:
+    """The ``annotations`` row of the slice as the state stands."""
     consensus = state.get("consensus")
     error = state.get("error")
     failed = bool(error) or consensus is None
@@ -307,7 +305,18 @@ async def persist_annotation(state: SliceState, runtime: Runtime[GraphContext]) 
         row["findings"] = _findings_json(consensus)
         row["agreement"] = consensus.get("overall_agreement")
         row["agreement_by_field"] = json.dumps(consensus.get("agreement") or {}, sort_keys=True)
-    await ctx.writer.put(row)
+    return row
+
+
+async def persist_annotation(state: SliceState, runtime: Runtime[GraphContext]) -> dict[str, Any]:
+    """Hand the annotation to the store writer (an idempotent upsert; the call rows are already
+    with the writer). A person's decision (``reviews``) is committed with it before the node
+    ends, so the checkpoint never says done while the store does not."""
+    ctx = runtime.context
+    await ctx.writer.put(annotation_row(state, ctx))
+    if state.get("reviews"):
+        ctx.writer.put_reviews(state["reviews"])
+        ctx.writer.flush()
     return {}
 
 

@@ -52,6 +52,8 @@ class RunSummary:
     tally: RunTally = field(default_factory=RunTally)
     elapsed_s: float = 0.0
     stopped: str | None = None
+    paused: int = 0
+    """Slices paused for a person's decision (``--review``)."""
 
     @property
     def slices_per_s(self) -> float:
@@ -73,6 +75,7 @@ class RunSummary:
             "elapsed_s": round(self.elapsed_s, 3),
             "slices_per_s": round(self.slices_per_s, 3),
             "stopped": self.stopped,
+            "paused": self.paused,
         }
 
 
@@ -186,8 +189,11 @@ class Runner:
         provider_options: ProviderOptions | None = None,
         providers: dict[str, Provider] | None = None,
         prices: dict[str, tuple[float, float]] | None = None,
+        review: bool = False,
     ) -> None:
         self.db_path = Path(db_path)
+        self.review = review
+        """Pause needs_review slices for a person (graph.review); checkpoints beside the DB."""
         self.config = config
         self.concurrency = concurrency
         self.limit = limit
@@ -200,6 +206,7 @@ class Runner:
         self.stop_requested = False
         self.setup_error: ConfigError | None = None
         self._checked = False
+        self._stale_threads: set[str] = set()
 
     async def check(self) -> None:
         """Fail fast on setup with throwaway providers (nothing is written); a run after a
@@ -256,7 +263,19 @@ class Runner:
                     config_hash=self.summary.config_hash,
                     writer=writer,
                 )
-                await self._drive(ctx, pending_slices(db, ctx.config_hash, self.limit), on_progress)
+                slices = pending_slices(db, ctx.config_hash, self.limit)
+                if self.review:
+                    from neuroonco.graph.review import open_checkpoints
+
+                    async with open_checkpoints(self.db_path) as saver:
+                        # One read instead of one per slice: threads already in the file.
+                        async with saver.conn.execute(
+                            "select distinct thread_id from checkpoints"
+                        ) as cursor:
+                            self._stale_threads = {r[0] async for r in cursor}
+                        await self._drive(ctx, slices, on_progress, saver)
+                else:
+                    await self._drive(ctx, slices, on_progress)
             self.summary.by_status = dict(writer.status_counts)
             if self.setup_error is not None:
                 raise self.setup_error
@@ -275,8 +294,9 @@ class Runner:
         ctx: GraphContext,
         slices: Iterator[dict[str, Any]],
         on_progress: Callable[[RunSummary], None] | None,
+        saver: Any = None,
     ) -> None:
-        graph = build_graph()
+        graph = build_graph(review_slices=saver is not None, checkpointer=saver)
         # More workers than call slots: a slice between calls leaves no slot idle.
         workers = self.concurrency + max(2, self.concurrency // 2)
 
@@ -287,17 +307,22 @@ class Runner:
                 item = next(numbered, None)
                 if item is None:
                     return
-                await self._one(graph, ctx, *item)
+                await self._one(graph, ctx, *item, saver=saver)
                 self.summary.done += 1
                 if on_progress is not None:
                     on_progress(self.summary)
 
         await asyncio.gather(*(worker() for _ in range(workers)))
 
-    async def _one(self, graph: Any, ctx: GraphContext, seq: int, row: dict[str, Any]) -> None:
+    async def _one(
+        self, graph: Any, ctx: GraphContext, seq: int, row: dict[str, Any], saver: Any = None
+    ) -> None:
         # The calls a slice made are with the writer already, whatever happens here.
         try:
-            await graph.ainvoke({"slice": row, "seq": seq}, context=ctx)
+            if saver is None:
+                await graph.ainvoke({"slice": row, "seq": seq}, context=ctx)
+            else:
+                await self._one_reviewed(graph, ctx, seq, row, saver)
         except BudgetExceeded as exc:
             self.stop_requested = True
             self.summary.stopped = f"budget reached: {exc}"
@@ -322,12 +347,36 @@ class Runner:
                 }
             )
 
+    async def _one_reviewed(
+        self, graph: Any, ctx: GraphContext, seq: int, row: dict[str, Any], saver: Any
+    ) -> None:
+        """One slice under ``--review``: checkpointed once, when the graph stops (durability
+        "exit"); a pause is kept and its needs_review annotation committed at once, a finished
+        slice's thread is dropped."""
+        from neuroonco.graph.nodes import annotation_row
+        from neuroonco.graph.review import thread_id
+
+        tid = thread_id(ctx.config_hash, row["id"])
+        config = {"configurable": {"thread_id": tid}}
+        if tid in self._stale_threads:  # a pause whose annotation a crash lost: start afresh
+            await saver.adelete_thread(tid)
+        result = await graph.ainvoke(
+            {"slice": row, "seq": seq}, config, context=ctx, durability="exit"
+        )
+        if result.get("__interrupt__"):
+            await ctx.writer.put(annotation_row(result, ctx))
+            ctx.writer.flush()
+            self.summary.paused += 1
+        else:
+            await saver.adelete_thread(tid)
+
     def _start_run(self, db: sqlite_utils.Database) -> None:
         config = {
             **self.config.as_dict(),
             "concurrency": self.concurrency,
             "limit": self.limit,
             "max_cost_usd": self.max_cost_usd,
+            "review": self.review,
         }
         with store.transaction(db):
             db["runs"].insert(

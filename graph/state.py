@@ -47,6 +47,9 @@ class SliceState(SliceInput, total=False):
     """Describer calls that gave no usable answer, with their errors."""
     error: str | None
     """Set when the slice cannot be annotated at all (status failed)."""
+    reviews: list[dict[str, Any]]
+    """``reviews`` rows of a person's decision (``annotate --review``), written with the
+    annotation by the persist node."""
 
 
 class DescribeTask(TypedDict):

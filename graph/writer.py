@@ -39,6 +39,7 @@ class AnnotationWriter:
         self.flush_interval_s = flush_interval_s
         self._annotations: list[dict[str, Any]] = []
         self._calls: list[dict[str, Any]] = []
+        self._reviews: list[dict[str, Any]] = []
         self._task: asyncio.Task | None = None
         self.written = 0
         self.status_counts: dict[str, int] = {}
@@ -69,16 +70,21 @@ class AnnotationWriter:
         if len(self._annotations) >= self.batch_size:
             self.flush()
 
+    def put_reviews(self, rows: list[dict[str, Any]]) -> None:
+        """Queue a person's decision (``reviews`` rows); committed with the next flush, in the
+        same transaction as the annotations queued before it."""
+        self._reviews.extend(rows)
+
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(self.flush_interval_s)
             self.flush()
 
     def flush(self) -> None:
-        if not self._annotations and not self._calls:
+        if not self._annotations and not self._calls and not self._reviews:
             return
-        annotations, calls = self._annotations, self._calls
-        self._annotations, self._calls = [], []
+        annotations, calls, reviews = self._annotations, self._calls, self._reviews
+        self._annotations, self._calls, self._reviews = [], [], []
         with store.transaction(self.db):
             if calls:
                 self.db["agent_calls"].insert_all(calls, ignore=True)
@@ -89,6 +95,8 @@ class AnnotationWriter:
                     [(a["slice_id"], a["config_hash"], a["run_id"]) for a in annotations],
                 )
                 self.db["annotations"].upsert_all(annotations, pk=("slice_id", "run_id"))
+            if reviews:
+                self.db["reviews"].insert_all(reviews)
         self.written += len(annotations)
         if self.on_flush is not None:
             self.on_flush([c["cache_key"] for c in calls])

@@ -121,6 +121,8 @@ def print_summary(summary: RunSummary, console: Console) -> None:
     table.add_row("slices annotated", str(summary.done))
     for status in sorted(summary.by_status):
         table.add_row(f"  {status}", str(summary.by_status[status]))
+    if summary.paused:
+        table.add_row("  paused for review", str(summary.paused))
     table.add_row("model calls (cached)", f"{t.calls} ({t.cached})")
     table.add_row("tokens in / out", f"{t.input_tokens} / {t.output_tokens}")
     table.add_row("cost", f"${t.cost_usd:.4f}")
@@ -162,6 +164,14 @@ def annotate_command(
             "price (repeatable); needed under --max-cost.",
         ),
     ] = None,
+    review: Annotated[
+        bool,
+        typer.Option(
+            "--review",
+            help="Pause slices that need review for a person (checkpointed in "
+            "DB-checkpoints.sqlite); resume them with `neuroonco review --db DB --resume`.",
+        ),
+    ] = False,
 ) -> None:
     """Annotate slices with the describer/diagnostician/critic/arbiter graph (ingests SRC first).
 
@@ -173,7 +183,13 @@ def annotate_command(
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     runner = Runner(
-        db, cfg, concurrency=concurrency, limit=limit, max_cost_usd=max_cost, prices=given
+        db,
+        cfg,
+        concurrency=concurrency,
+        limit=limit,
+        max_cost_usd=max_cost,
+        prices=given,
+        review=review,
     )
     # Every model is checked before anything is ingested or written.
     asyncio.run(runner.check())
@@ -204,6 +220,11 @@ def annotate_command(
 
         summary = asyncio.run(runner.run(update))
     print_summary(summary, console)
+    if summary.paused:
+        console.print(
+            f"{summary.paused} slices await review: run `neuroonco review --db {db} --resume` "
+            "(add --decisions FILE.jsonl to give the decisions from a file)"
+        )
 
 
 def _confirm_cost(runner: Runner, cfg: AnnotateConfig, console: Console, yes: bool) -> None:

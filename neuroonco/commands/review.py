@@ -4,7 +4,9 @@ Without ``--decide`` or ``--interactive`` it prints the queue (lowest agreement 
 ``--decide SLICE FIELD accept|edit=VALUE|reject --reviewer NAME`` records one decision;
 ``--interactive`` walks the queue and asks for each disputed field. ``--export-label-studio DIR``
 writes the queue as Label Studio tasks and its labeling config; ``--import-label-studio FILE``
-records the annotations of a Label Studio JSON export.
+records the annotations of a Label Studio JSON export. ``--resume`` lists, asks for or applies
+(``--decisions FILE``) the decisions on slices an ``annotate --review`` run paused
+(:mod:`neuroonco.commands.review_resume`).
 """
 
 from __future__ import annotations
@@ -72,6 +74,21 @@ def review_command(
         Path | None,
         typer.Option("--import-label-studio", help="Record a Label Studio JSON export."),
     ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="The slices `annotate --review` paused: list them, or decide and resume them "
+            "(at a terminal, with --interactive, or from --decisions).",
+        ),
+    ] = False,
+    decisions: Annotated[
+        Path | None,
+        typer.Option(
+            "--decisions",
+            help="With --resume: JSONL of {slice_id, decision|fields, reviewer?} to resume with.",
+        ),
+    ] = None,
 ) -> None:
     """Show the queue of slices to review, or record decisions on them."""
     from neuroonco.review import gold
@@ -80,6 +97,11 @@ def review_command(
 
     if not db.exists():
         raise NeuroOncoError(f"no store at {db}; check --db (create one with `neuroonco annotate`)")
+    if resume or decisions is not None:
+        from neuroonco.commands.review_resume import resume_command
+
+        resume_command(db, decisions=decisions, reviewer=reviewer, interactive=interactive)
+        return
     database = store.connect(db)
     run_id = run or latest_run(database)
     if import_label_studio is not None:

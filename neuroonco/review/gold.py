@@ -4,12 +4,20 @@ A decision is a person's word on one field of one slice: ``accept`` (the model c
 right; its value is recorded so the gold set stands on its own), ``edit`` (the right value,
 vocabulary-checked through :func:`~neuroonco.schemas.findings.finding_value`) or ``reject`` (the
 consensus value is wrong and no value should be given: the gold value is null). The latest
-decision per slice and field wins, whoever made it and wherever (cli, notebook, Label Studio).
+decision per slice and field wins, whoever made it and wherever (cli, notebook, Label Studio,
+the graph's review interrupt).
+
+A decision on the pseudo-field ``slice`` (:data:`SLICE`) is a person's word on the whole slice:
+``accept`` (its consensus, with any field decisions, is usable as reviewed) or ``reject`` (it gives
+no instruction and no benchmark question). Builds treat a slice with any decision as reviewed:
+its gold values win over the model consensus, and a ``needs_review`` slice becomes usable.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from dataclasses import field as _field
 from typing import Any, Literal
 
 import sqlite_utils
@@ -24,6 +32,8 @@ Source = Literal["cli", "notebook", "label_studio", "interrupt"]
 DECISIONS: tuple[str, ...] = ("accept", "edit", "reject")
 SOURCES: tuple[str, ...] = ("cli", "notebook", "label_studio", "interrupt")
 REVIEW_FIELDS: tuple[str, ...] = (*VOTED_FIELDS, "modality", "diagnosis")
+SLICE = "slice"
+"""The pseudo-field of a whole-slice decision (accept or reject)."""
 
 
 def _encode(value: Any) -> str | None:
@@ -91,11 +101,18 @@ def record(
         raise NeuroOncoError(f"unknown review source {source!r}; use one of: {', '.join(SOURCES)}")
     if not reviewer or not reviewer.strip():
         raise NeuroOncoError("a review needs the reviewer's name (--reviewer NAME)")
-    if field not in REVIEW_FIELDS:
+    if field == SLICE:
+        if decision == "edit":
+            raise NeuroOncoError("a whole slice is accepted or rejected; edit one field instead")
+        consensus_value(db, slice_id, "lesion_found", run_id)  # the slice must be annotated
+        value = None
+    elif field not in REVIEW_FIELDS:
         raise NeuroOncoError(
-            f"{field!r} is not a reviewable field; use one of: " + ", ".join(REVIEW_FIELDS)
+            f"{field!r} is not a reviewable field; use one of: "
+            + ", ".join(REVIEW_FIELDS)
+            + f" (or {SLICE}: accept/reject the whole slice)"
         )
-    if decision == "edit":
+    elif decision == "edit":
         if value is None or (isinstance(value, str) and not value.strip()):
             raise NeuroOncoError(f"edit needs a value: edit=VALUE for {field}")
         value = check_value(field, value)
@@ -129,30 +146,66 @@ def latest_reviews(db: sqlite_utils.Database) -> dict[str, dict[str, dict[str, A
 
 
 def gold_values(db: sqlite_utils.Database) -> dict[str, dict[str, Any]]:
-    """slice_id -> field -> the reviewed (gold) value (None where rejected)."""
-    return {
-        sid: {f: r["value"] for f, r in fields.items()}
+    """slice_id -> field -> the reviewed (gold) value (None where rejected); whole-slice
+    decisions are not field values and are left out (see :func:`reviewed_set`)."""
+    out = {
+        sid: {f: r["value"] for f, r in fields.items() if f != SLICE}
         for sid, fields in latest_reviews(db).items()
     }
+    return {sid: fields for sid, fields in out.items() if fields}
+
+
+@dataclass
+class ReviewedSet:
+    """What the builds need of the gold set: every reviewed slice, its gold field values and the
+    slices a person rejected as a whole. Small (people review hundreds, not millions)."""
+
+    slices: set[str] = _field(default_factory=set)
+    fields: dict[str, dict[str, Any]] = _field(default_factory=dict)
+    rejected: set[str] = _field(default_factory=set)
+
+    def __bool__(self) -> bool:
+        return bool(self.slices)
+
+
+def reviewed_set(db: sqlite_utils.Database) -> ReviewedSet:
+    """The gold set as the instruction and benchmark builds apply it."""
+    out = ReviewedSet()
+    for sid, fields in latest_reviews(db).items():
+        out.slices.add(sid)
+        whole = fields.get(SLICE)
+        if whole is not None and whole["decision"] == "reject":
+            out.rejected.add(sid)
+        values = {f: r["value"] for f, r in fields.items() if f != SLICE}
+        if values:
+            out.fields[sid] = values
+    return out
+
+
+def overlay(findings: dict[str, Any], gold: dict[str, Any]) -> dict[str, Any]:
+    """``findings`` with the gold values put in (a new dict)."""
+    out = {**findings, **gold}
+    if out.get("lesion_found") is False:
+        # A person said there is no lesion: nothing of one may survive from the models.
+        out.update({k: None for k in VOTED_FIELDS if k != "lesion_found"})
+    return out
 
 
 def gold_findings(db: sqlite_utils.Database, run_id: str) -> dict[str, dict[str, Any]]:
-    """The reviewed consensus of ``run_id``: for every slice with at least one review, its
-    ``annotations.findings`` dict with each reviewed field replaced by the gold value.
+    """The reviewed consensus of ``run_id``: for every slice with at least one review (and not
+    rejected as a whole), its ``annotations.findings`` dict with each reviewed field replaced
+    by the gold value.
 
     Builds (instructions, benchmark) use it in place of the model consensus for those slices.
     """
-    gold = gold_values(db)
+    gold = reviewed_set(db)
     out: dict[str, dict[str, Any]] = {}
     if not gold:
         return out
     for row in db.query("SELECT slice_id, findings FROM annotations WHERE run_id = ?", [run_id]):
-        if row["slice_id"] not in gold:
+        sid = row["slice_id"]
+        if sid not in gold.slices or sid in gold.rejected:
             continue
         findings = json.loads(row["findings"]) if row["findings"] else {}
-        findings.update(gold[row["slice_id"]])
-        if findings.get("lesion_found") is False:
-            # A person said there is no lesion: nothing of one may survive from the models.
-            findings.update({k: None for k in VOTED_FIELDS if k != "lesion_found"})
-        out[row["slice_id"]] = findings
+        out[sid] = overlay(findings, gold.fields.get(sid, {}))
     return out

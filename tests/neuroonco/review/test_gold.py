@@ -57,3 +57,18 @@ def test_latest_decision_wins_and_gold_findings_overlay_the_consensus(tmp_path):
     gold.record(db, "s1", "lesion_found", "edit", value="false", reviewer="ana")
     found = gold.gold_findings(db, RUN)
     assert found["s1"]["lesion_found"] is False and found["s1"]["size"] is None
+
+
+def test_whole_slice_decisions_are_not_field_values(tmp_path):
+    db = store(tmp_path)
+    gold.record(db, "s1", "slice", "reject", reviewer="ana", run_id=RUN)
+    gold.record(db, "s2", "size", "edit", value="large", reviewer="ana", run_id=RUN)
+    gold.record(db, "s2", "slice", "accept", reviewer="ana", run_id=RUN)
+    with pytest.raises(NeuroOncoError, match="accepted or rejected"):
+        gold.record(db, "s1", "slice", "edit", value="x", reviewer="ana")
+    assert gold.gold_values(db) == {"s2": {"size": "large"}}
+    reviewed = gold.reviewed_set(db)
+    assert reviewed.slices == {"s1", "s2"} and reviewed.rejected == {"s1"}
+    assert set(gold.gold_findings(db, RUN)) == {"s2"}
+    gold.record(db, "s1", "slice", "accept", reviewer="bo", run_id=RUN)  # the latest wins
+    assert gold.reviewed_set(db).rejected == set()
