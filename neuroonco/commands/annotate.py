@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -19,8 +19,9 @@ from neuroonco.agents.requests import build_request
 from neuroonco.commands.ingest import run_ingest
 from neuroonco.errors import ConfigError
 from neuroonco.graph.context import AnnotateConfig
-from neuroonco.graph.runner import Runner, RunSummary
-from neuroonco.ingest import IngestOptions
+
+if TYPE_CHECKING:  # the graph (langgraph) loads when a run starts, not with --help
+    from neuroonco.graph.runner import Runner, RunSummary
 
 
 def _specs(value: str | None) -> list[str] | None:
@@ -176,6 +177,9 @@ def annotate_command(
     """Annotate slices with the describer/diagnostician/critic/arbiter graph (ingests SRC first).
 
     Model specs: builtin (offline default), openai:MODEL, anthropic:MODEL, ollama:MODEL."""
+    from neuroonco.graph.runner import Runner
+    from neuroonco.ingest import IngestOptions
+
     console = Console()
     cfg = build_config(config, describers, diagnostician, critic, arbiter, rule, max_rounds)
     try:
