@@ -18,6 +18,12 @@ The lesion fields are cleared when the fused ``lesion_found`` is false, or null 
 denies a lesion (its presence is disputed).
 Status: ``rejected`` with no valid vote, ``needs_review`` below ``review_threshold`` or when the
 diagnostician flags a conflict with the source label, else ``accepted``.
+
+That agreement is measured after critique, where the critic has already pulled the mask fields to
+the measurement: on its own it rarely falls below the threshold. :func:`opinion_agreement`
+measures what the describers said first, before any critique, on the fields that are opinions
+(all fields without a mask; with a mask, not ``lesion_found`` and the mask fields, which are
+facts): the graph also sends a slice to review when that agreement is below the threshold.
 """
 
 from __future__ import annotations
@@ -79,6 +85,32 @@ def _choose(
     if name in MASK_FIELDS or name == "lesion_found":
         return _measured(name, measurements, has_mask)
     return None
+
+
+def opinion_agreement(
+    first_votes: Sequence[SliceFindings], *, measured: bool
+) -> tuple[float | None, dict[str, float]]:
+    """(overall, per field) agreement of the describers' first votes on opinion fields.
+
+    A field's agreement is the share of all votes (abstentions included) that give its most
+    common value; fields nobody voted on are left out; ``overall`` is their mean. ``measured``:
+    the slice has a mask, so ``lesion_found`` and the mask fields are facts, not opinions, and
+    are left out. ``(None, {})`` with fewer than two votes: one describer cannot disagree.
+    """
+    if len(first_votes) < 2:
+        return None, {}
+    facts = {"lesion_found", *MASK_FIELDS} if measured else set()
+    table = [v.lesion_values() for v in first_votes]
+    shares: dict[str, float] = {}
+    for name in FUSED_FIELDS:
+        if name in facts:
+            continue
+        given = Counter(row[name] for row in table if row[name] is not None)
+        if given:
+            shares[name] = round(given.most_common(1)[0][1] / len(table), 4)
+    if not shares:
+        return None, {}
+    return round(sum(shares.values()) / len(shares), 4), shares
 
 
 def _agreement(values: list[Any], chosen: Any) -> float:

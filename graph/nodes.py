@@ -19,8 +19,9 @@ from langgraph.runtime import Runtime
 from PIL import Image
 
 from neuroonco.agents import facts as policy
-from neuroonco.agents.evidence import apply_critique, check_claims
+from neuroonco.agents.evidence import apply_critique, check_claims, mask_state
 from neuroonco.agents.facts import Facts, Override
+from neuroonco.agents.fusion import opinion_agreement
 from neuroonco.agents.prompts import validation_context
 from neuroonco.agents.providers import builtin
 from neuroonco.agents.providers.base import ImagePart
@@ -153,6 +154,8 @@ async def describe_slice(task: DescribeTask, runtime: Runtime[GraphContext]) -> 
     if vote is None:
         update["failures"] = [f"{key}: {_short(outcome.error)}"]
     update["votes"] = {key: vote}
+    if task["critique"] is None:  # a first answer: what the describer said before critique
+        update["first_votes"] = {key: vote}
     return update
 
 
@@ -264,6 +267,9 @@ async def arbitrate_findings(state: SliceState, runtime: Runtime[GraphContext]) 
         review.append(note)
     elif spec != "builtin":  # the builtin arbiter is the rule itself
         proposal = outcome.output
+    disputed = _disputed_before_critique(state, ctx.config.review_threshold)
+    if disputed is not None:
+        review.append(disputed)
     consensus, overrides = policy.arbitrate(
         votes,
         Facts.of(state["grounding"]),
@@ -279,9 +285,30 @@ async def arbitrate_findings(state: SliceState, runtime: Runtime[GraphContext]) 
         "consensus": consensus.model_dump(mode="json"),
         "overrides": _dicts(overrides),
     }
-    if outcome.output is None:
-        update["review"] = [review[-1]]
+    added = review[len(state.get("review") or ()) :]
+    if added:
+        update["review"] = added
     return update
+
+
+def _disputed_before_critique(state: SliceState, threshold: float) -> str | None:
+    """Why the slice needs a person when its describers disagreed on opinions before critique
+    (see :func:`neuroonco.agents.fusion.opinion_agreement`), else None."""
+    first = [
+        SliceFindings.model_validate(v)
+        for _, v in sorted((state.get("first_votes") or {}).items())
+        if v is not None
+    ]
+    grounding = state["grounding"]
+    measured = mask_state(grounding.get("measurements"), grounding.get("has_mask")) != "none"
+    overall, by_field = opinion_agreement(first, measured=measured)
+    if overall is None or overall >= threshold:
+        return None
+    low = ", ".join(f"{name} {share:g}" for name, share in by_field.items() if share < 1)
+    return (
+        f"describers disagreed before critique: opinion agreement {overall:g} < {threshold:g} "
+        f"({low})"
+    )
 
 
 def annotation_row(state: SliceState, ctx: GraphContext) -> dict[str, Any]:

@@ -33,6 +33,8 @@ class SliceState(SliceInput, total=False):
     round: int
     votes: Annotated[dict[str, dict[str, Any] | None], merge]
     """Describer key ("<i>:<spec>") -> SliceFindings as a dict, or None when it failed."""
+    first_votes: Annotated[dict[str, dict[str, Any] | None], merge]
+    """Describer key -> its first findings, before any critique (opinion agreement)."""
     critiques: Annotated[dict[str, dict[str, Any]], merge]
     """Describer key -> the critic's Critique of that describer's latest findings."""
     revise: list[str]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from neuroonco.agents.fusion import fuse
+from neuroonco.agents.fusion import fuse, opinion_agreement
 from neuroonco.schemas.agents import DiagnosisOpinion
 from neuroonco.schemas.findings import LESION_FIELDS, SliceFindings
 
@@ -128,3 +128,17 @@ def test_consensus_respects_the_sequence() -> None:
 def test_unknown_rule_raises() -> None:
     with pytest.raises(ValueError, match="unknown fusion rule 'vote'"):
         fuse([vote()], rule="vote")  # type: ignore[arg-type]
+
+
+def test_opinion_agreement_is_measured_on_first_votes_and_opinion_fields_only():
+    base = {"lesion_found": True, "size": "medium", "shape": "round_oval", "margins": "ill_defined"}
+    a = SliceFindings.model_validate({**base, "texture": "heterogeneous"})
+    b = SliceFindings.model_validate({**base, "size": "large", "texture": "homogeneous"})
+    c = SliceFindings.model_validate({**base, "texture": "heterogeneous", "edema": "mild"})
+    overall, by_field = opinion_agreement([a, b, c], measured=True)
+    # margins 3/3, texture 2/3, edema 1/3 (two abstain); size/shape/lesion_found are facts.
+    assert by_field == {"margins": 1.0, "texture": 0.6667, "edema": 0.3333}
+    assert overall == round((1 + 2 / 3 + 1 / 3) / 3, 4)
+    _, unmeasured = opinion_agreement([a, b], measured=False)
+    assert unmeasured["size"] == 0.5 and unmeasured["lesion_found"] == 1.0
+    assert opinion_agreement([a], measured=True) == (None, {})
