@@ -9,8 +9,13 @@ lands in the results). The mask is given as an overlay image next to the slice, 
 BrushLabels pre-annotation: Label Studio's brush RLE is its own bit-packed format, and the
 reviewer is asked about the findings, not to redraw the mask.
 
-Images are embedded as ``data:`` URIs unless ``url_prefix`` is given (then the PNGs written to
-``<out>/images/`` are referenced as ``<url_prefix>/<file>``, for a server that serves them).
+The PNGs are always written to ``<out>/images/``; the tasks reference them in one of three ways:
+embedded as ``data:`` URIs (the default: works with any server, but every task carries its images);
+``local_files_root``, the server's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT, above ``out``: Label
+Studio's own ``/data/local-files/?d=<path below the root>`` URLs, served by the server itself once
+a Local Files storage on ``<out>/images`` is connected to the project
+(``scripts/label_studio_sync.py push`` does that); or ``url_prefix``: ``<url_prefix>/<file>``, for
+a web server of your own that serves ``<out>/images/``.
 
 Import (`import_export`) reads Label Studio's JSON export (a list of tasks with
 ``annotations``): per task its latest non-cancelled annotation; per field a choice equal to the
@@ -25,6 +30,7 @@ import io
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
 
 import sqlite_utils
@@ -38,6 +44,7 @@ from neuroonco.schemas.vocabulary import FIELDS
 LS_FIELDS: tuple[str, ...] = VOTED_FIELDS
 TO_NAME = "image"
 MODEL_VERSION = "neuroonco-consensus"
+LOCAL_FILES_URL = "/data/local-files/?d="
 
 
 def _choices(field: str) -> list[tuple[str, str]]:
@@ -108,9 +115,23 @@ def _overlay(image: Path, mask: Path | None) -> bytes:
     return buf.getvalue()
 
 
-def _uri(data: bytes, out: Path, name: str, url_prefix: str | None) -> str:
+def _images_below(out: Path, local_files_root: Path) -> str:
+    """The path of ``<out>/images`` below the server's document root, as a URL path."""
+    images = (out / "images").resolve()
+    root = local_files_root.resolve()
+    if images == root or root not in images.parents:
+        raise NeuroOncoError(
+            f"--local-files-root {local_files_root} must be a folder above {out}; Label Studio "
+            "serves only files below its LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"
+        )
+    return images.relative_to(root).as_posix()
+
+
+def _uri(data: bytes, out: Path, name: str, url_prefix: str | None, local_path: str | None) -> str:
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "images" / name).write_bytes(data)
+    if local_path is not None:
+        return LOCAL_FILES_URL + quote(f"{local_path}/{name}")
     if url_prefix:
         return f"{url_prefix.rstrip('/')}/{name}"
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
@@ -122,10 +143,14 @@ def export_queue(
     out: Path,
     *,
     url_prefix: str | None = None,
+    local_files_root: Path | None = None,
     run_id: str | None = None,
 ) -> tuple[Path, Path]:
     """Write ``tasks.json`` and ``labeling_config.xml`` for ``items`` into ``out``."""
+    if url_prefix and local_files_root is not None:
+        raise NeuroOncoError("give either --image-url-prefix or --local-files-root, not both")
     out.mkdir(parents=True, exist_ok=True)
+    local_path = _images_below(out, local_files_root) if local_files_root is not None else None
     base = _db_dir(db)
     tasks = []
     for item in items:
@@ -158,9 +183,15 @@ def export_queue(
                 "data": {
                     "slice_id": item.slice_id,
                     "run_id": run_id,
-                    "image": _uri(image.read_bytes(), out, f"{item.slice_id}.png", url_prefix),
+                    "image": _uri(
+                        image.read_bytes(), out, f"{item.slice_id}.png", url_prefix, local_path
+                    ),
                     "mask": _uri(
-                        _overlay(image, mask), out, f"{item.slice_id}_overlay.png", url_prefix
+                        _overlay(image, mask),
+                        out,
+                        f"{item.slice_id}_overlay.png",
+                        url_prefix,
+                        local_path,
                     ),
                     "votes": votes or "(no describer vote)",
                     "agreement": item.agreement,
