@@ -5,9 +5,11 @@ Export (`export_queue`) writes ``tasks.json`` (Label Studio's import format: one
 and one ``predictions`` entry, the model consensus, so every field's consensus value is
 preselected) and ``labeling_config.xml`` (one single-choice ``Choices`` per reviewable field,
 its choices the vocabulary: the display name shown, the vocabulary value as the ``alias`` that
-lands in the results). The mask is given as an overlay image next to the slice, not as a
-BrushLabels pre-annotation: Label Studio's brush RLE is its own bit-packed format, and the
-reviewer is asked about the findings, not to redraw the mask.
+lands in the results). The mask is a read-only ``BrushLabels`` region of the prediction drawn
+on the slice (Label Studio's brush RLE, :mod:`neuroonco.review.ls_brush`), and also an overlay
+image next to the slice: the reviewer judges the findings against it; mask edits are not imported
+(the mask is the source dataset's measurement, not an opinion; reject the mask-derived fields of
+a wrong one instead).
 
 The PNGs are always written to ``<out>/images/``; the tasks reference them in one of three ways:
 embedded as ``data:`` URIs (the default: works with any server, but every task carries its images);
@@ -44,6 +46,8 @@ from neuroonco.schemas.vocabulary import FIELDS
 LS_FIELDS: tuple[str, ...] = VOTED_FIELDS
 TO_NAME = "image"
 MODEL_VERSION = "neuroonco-consensus"
+MASK_NAME = "lesion_mask"
+MASK_LABEL = "lesion (mask)"
 LOCAL_FILES_URL = "/data/local-files/?d="
 
 
@@ -69,6 +73,9 @@ def labeling_config() -> str:
         "<View>",
         '  <Header value="$slice_id"/>',
         f'  <Image name="{TO_NAME}" value="$image" zoom="true"/>',
+        f'  <BrushLabels name="{MASK_NAME}" toName="{TO_NAME}">',
+        f'    <Label value="{MASK_LABEL}" background="#ff0000"/>',
+        "  </BrushLabels>",
         '  <Image name="mask" value="$mask"/>',
         '  <Header value="Describer votes"/>',
         '  <Text name="votes" value="$votes"/>',
@@ -127,6 +134,32 @@ def _images_below(out: Path, local_files_root: Path) -> str:
     return images.relative_to(root).as_posix()
 
 
+def _mask_region(slice_id: str, image: Path, mask: Path | None) -> dict[str, Any] | None:
+    """The mask as a read-only brush region of the prediction (None without a mask file)."""
+    if mask is None or not mask.exists():
+        return None
+    import numpy as np
+    from PIL import Image
+
+    from neuroonco.review.ls_brush import mask_rle
+
+    size = Image.open(image).size
+    m = Image.open(mask).convert("L")
+    if m.size != size:
+        m = m.resize(size, Image.Resampling.NEAREST)
+    return {
+        "id": f"{slice_id}-{MASK_NAME}",
+        "from_name": MASK_NAME,
+        "to_name": TO_NAME,
+        "type": "brushlabels",
+        "readonly": True,
+        "original_width": size[0],
+        "original_height": size[1],
+        "image_rotation": 0,
+        "value": {"format": "rle", "rle": mask_rle(np.asarray(m)), "brushlabels": [MASK_LABEL]},
+    }
+
+
 def _uri(data: bytes, out: Path, name: str, url_prefix: str | None, local_path: str | None) -> str:
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "images" / name).write_bytes(data)
@@ -178,6 +211,9 @@ def export_queue(
             for field in LS_FIELDS
             if item.consensus.get(field) is not None
         ]
+        region = _mask_region(item.slice_id, image, mask)
+        if region is not None:
+            result.append(region)
         tasks.append(
             {
                 "data": {

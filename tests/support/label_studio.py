@@ -183,6 +183,18 @@ class LabelStudioServer:
         headers = {"Authorization": f"Token {self.token}", **kwargs.pop("headers", {})}
         return httpx.request(method, self.url + path, headers=headers, timeout=30.0, **kwargs)
 
+    def venv_python(self, code: str, stdin: str = "") -> str:
+        """Run ``code`` with the Label Studio venv's Python (its SDK importable); its stdout."""
+        done = subprocess.run(
+            [str(self.venv / "bin" / "python"), "-c", code],
+            input=stdin,
+            capture_output=True,
+            encoding="utf-8",
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
     def sync(self, *args: str | Path) -> dict[str, Any]:
         """Run scripts/label_studio_sync.py in the Label Studio venv; its JSON answer."""
         done = subprocess.run(

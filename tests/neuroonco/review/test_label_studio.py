@@ -48,6 +48,8 @@ def test_labeling_config_has_one_single_choice_per_field_from_the_vocabulary():
     assert {c.get("alias") for c in choices["margins"]} == {"well_circumscribed", "ill_defined"}
     assert all(c.get("choice") == "single" and c.get("toName") == "image" for c in choices.values())
     assert {i.get("name") for i in root.iter("Image")} == {"image", "mask"}
+    (brush,) = root.iter("BrushLabels")
+    assert brush.get("toName") == "image" and [x.get("value") for x in brush] == ["lesion (mask)"]
 
 
 def test_export_preselects_the_consensus_and_shows_each_vote(tmp_path):
@@ -59,8 +61,13 @@ def test_export_preselects_the_consensus_and_shows_each_vote(tmp_path):
     assert task["data"]["slice_id"] == "s1"
     assert task["data"]["image"].startswith("data:image/png;base64,")
     assert f"{RB}:" in task["data"]["votes"] and "well_circumscribed" in task["data"]["votes"]
-    pre = {r["from_name"]: r["value"]["choices"] for r in task["predictions"][0]["result"]}
+    result = task["predictions"][0]["result"]
+    pre = {r["from_name"]: r["value"]["choices"] for r in result if r["type"] == "choices"}
     assert pre == {"lesion_found": ["true"], "size": ["small"], "margins": ["ill_defined"]}
+    (brush,) = [r for r in result if r["type"] == "brushlabels"]  # the mask, pre-drawn
+    assert brush["from_name"] == "lesion_mask" and brush["readonly"] is True
+    assert (brush["original_width"], brush["original_height"]) == (16, 16)
+    assert brush["value"]["format"] == "rle" and brush["value"]["brushlabels"] == ["lesion (mask)"]
     overlay = Image.open(tmp_path / "ls" / "images" / "s1_overlay.png").convert("RGB")
     assert overlay.getpixel((5, 5))[0] > overlay.getpixel((5, 5))[1]  # mask tinted red
     assert overlay.getpixel((12, 12)) == (90, 90, 90)

@@ -26,6 +26,11 @@ from tests.support.label_studio import LabelStudioServer, require_venv
 
 RA, RB = "0:builtin", "1:openai:gpt-4o-mini"
 runner = CliRunner()
+DECODE_BRUSH = (
+    "import json, sys\n"
+    "from label_studio_sdk.converter.brush import decode_rle\n"
+    "print(json.dumps(decode_rle(json.load(sys.stdin)).tolist()))\n"
+)
 
 
 def synthetic_run(folder: Path) -> Path:
@@ -104,11 +109,21 @@ def test_label_studio_round_trip_on_a_real_server(tmp_path):
         parsed = ls.api("GET", f"/api/projects/{project}/").json()["parsed_label_config"]
         (prediction,) = s1["predictions"]
         assert prediction["model_version"] == "neuroonco-consensus"
-        preselected = {r["from_name"]: r["value"]["choices"][0] for r in prediction["result"]}
+        preselected = {
+            r["from_name"]: r["value"]["choices"][0]
+            for r in prediction["result"]
+            if r["type"] == "choices"
+        }
         assert preselected == {"lesion_found": "true", "size": "small", "margins": "ill_defined"}
         for name, value in preselected.items():
             assert value in parsed[name]["labels"]
         assert "well_circumscribed" in s1["data"]["votes"]
+        # The mask is pre-drawn as a brush region: the SDK's own RLE decoder gives it back.
+        (brush,) = [r for r in prediction["result"] if r["type"] == "brushlabels"]
+        decoded = ls.venv_python(DECODE_BRUSH, json.dumps(brush["value"]["rle"]))
+        alpha = np.array(json.loads(decoded), np.uint8).reshape(16, 16, 4)[..., 3]
+        mask = np.asarray(Image.open(work / "s1_mask.png"))
+        assert (alpha == np.where(mask > 0, 255, 0)).all()
         # The server itself serves the slice and its overlay to the reviewer's browser.
         for key, name in (("image", "s1.png"), ("mask", "s1_overlay.png")):
             served = ls.api("GET", s1["data"][key])
