@@ -85,6 +85,8 @@ class LabelStudioServer:
                 "SENTRY_DSN": "",
                 "FRONTEND_SENTRY_DSN": "",
                 "SECRET_KEY": "neuroonco-test-only",
+                # It keeps an install id in the user's config folder: a tmp one instead.
+                "XDG_CONFIG_HOME": str(self.base / "config"),
                 "LOG_LEVEL": "WARNING",
             }
         )
