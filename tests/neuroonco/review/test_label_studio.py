@@ -138,3 +138,22 @@ def test_import_refuses_bad_files_and_skips_cancelled(tmp_path):
     with pytest.raises(NeuroOncoError, match="small"):
         import_export(db, _export(tmp_path, {"size": "gigantic"}, ann_id=8))
     assert db["reviews"].count == 0  # a bad value refuses the file: nothing half-imported
+
+
+def test_export_in_local_files_mode_names_paths_below_the_document_root(tmp_path):
+    db = store(tmp_path)
+    root = tmp_path.parent
+    tasks_path, _ = export_queue(
+        db, build_queue(db, RUN), tmp_path / "ls3", local_files_root=root, run_id=RUN
+    )
+    data = json.loads(tasks_path.read_text())[0]["data"]
+    below = f"{tmp_path.name}/ls3/images"
+    assert data["image"] == f"/data/local-files/?d={below}/s1.png"
+    assert data["mask"] == f"/data/local-files/?d={below}/s1_overlay.png"
+    assert (root / below / "s1.png").exists()
+    with pytest.raises(NeuroOncoError, match="must be a folder above"):
+        export_queue(db, build_queue(db, RUN), tmp_path / "ls4", local_files_root=tmp_path / "x")
+    with pytest.raises(NeuroOncoError, match="not both"):
+        export_queue(
+            db, build_queue(db, RUN), tmp_path / "ls5", url_prefix="http://h", local_files_root=root
+        )
