@@ -49,12 +49,16 @@ MODEL_VERSION = "neuroonco-consensus"
 MASK_NAME = "lesion_mask"
 MASK_LABEL = "lesion (mask)"
 LOCAL_FILES_URL = "/data/local-files/?d="
+LESION_YES, LESION_NO = "yes", "no"  # lesion_found's choices (the vocabulary reads both)
 
 
 def _choices(field: str) -> list[tuple[str, str]]:
     """(shown text, vocabulary value) of each choice of ``field``."""
     if field == "lesion_found":
-        return [("lesion present", "true"), ("no lesion", "false")]
+        # Not "true"/"false": Label Studio's frontend turns those attribute strings into booleans
+        # and then cannot render the config at all (seen in a browser against label-studio
+        # 1.23: "No matching type for union (string | null?)"); the server accepts it silently.
+        return [("lesion present", LESION_YES), ("no lesion", LESION_NO)]
     from neuroonco.schemas.vocabulary import display_name
 
     out = []
@@ -98,6 +102,13 @@ def _text(value: Any) -> str | None:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def _choice_value(value: Any) -> str | None:
+    """A finding value as the alias of its choice in the labeling config."""
+    if isinstance(value, bool):
+        return LESION_YES if value else LESION_NO
+    return _text(value)
 
 
 def _db_dir(db: sqlite_utils.Database) -> Path:
@@ -206,7 +217,7 @@ def export_queue(
                 "from_name": field,
                 "to_name": TO_NAME,
                 "type": "choices",
-                "value": {"choices": [_text(item.consensus.get(field))]},
+                "value": {"choices": [_choice_value(item.consensus.get(field))]},
             }
             for field in LS_FIELDS
             if item.consensus.get(field) is not None
@@ -298,17 +309,15 @@ def import_export(
         for field in LS_FIELDS:
             answered, value = _choice(ann.get("result") or [], field)
             current = gold.consensus_value(db, slice_id, field, task_run)
-            current_text = _text(current)
-            if answered and value == current_text:
-                decision, new = "accept", None
-            elif answered:
-                decision, new = "edit", value
+            if answered:
+                # Compared as vocabulary values, so older exports ("true"/"false") read the
+                # same; a value outside the vocabulary refuses the whole file before any write.
+                parsed = gold.check_value(field, value)
+                decision, new = ("accept", None) if parsed == current else ("edit", value)
             elif current is not None:
                 decision, new = "reject", None
             else:
                 continue
-            if decision == "edit":
-                gold.check_value(field, new)  # refuse the whole file before writing any of it
             planned.append(
                 {
                     "slice_id": slice_id,

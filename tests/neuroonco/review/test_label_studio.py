@@ -48,6 +48,12 @@ def test_labeling_config_has_one_single_choice_per_field_from_the_vocabulary():
     assert {c.get("alias") for c in choices["margins"]} == {"well_circumscribed", "ill_defined"}
     assert all(c.get("choice") == "single" and c.get("toName") == "image" for c in choices.values())
     assert {i.get("name") for i in root.iter("Image")} == {"image", "mask"}
+    # Label Studio's frontend reads "true"/"false" attributes as booleans and then fails to
+    # render the whole config: no choice may be spelled so.
+    assert not [
+        c for c in root.iter("Choice") if {c.get("value"), c.get("alias")} & {"true", "false"}
+    ]
+    assert {c.get("alias") for c in choices["lesion_found"]} == {"yes", "no"}
     (brush,) = root.iter("BrushLabels")
     assert brush.get("toName") == "image" and [x.get("value") for x in brush] == ["lesion (mask)"]
 
@@ -63,7 +69,7 @@ def test_export_preselects_the_consensus_and_shows_each_vote(tmp_path):
     assert f"{RB}:" in task["data"]["votes"] and "well_circumscribed" in task["data"]["votes"]
     result = task["predictions"][0]["result"]
     pre = {r["from_name"]: r["value"]["choices"] for r in result if r["type"] == "choices"}
-    assert pre == {"lesion_found": ["true"], "size": ["small"], "margins": ["ill_defined"]}
+    assert pre == {"lesion_found": ["yes"], "size": ["small"], "margins": ["ill_defined"]}
     (brush,) = [r for r in result if r["type"] == "brushlabels"]  # the mask, pre-drawn
     assert brush["from_name"] == "lesion_mask" and brush["readonly"] is True
     assert (brush["original_width"], brush["original_height"]) == (16, 16)

@@ -114,7 +114,7 @@ def test_label_studio_round_trip_on_a_real_server(tmp_path):
             for r in prediction["result"]
             if r["type"] == "choices"
         }
-        assert preselected == {"lesion_found": "true", "size": "small", "margins": "ill_defined"}
+        assert preselected == {"lesion_found": "yes", "size": "small", "margins": "ill_defined"}
         for name, value in preselected.items():
             assert value in parsed[name]["labels"]
         assert "well_circumscribed" in s1["data"]["votes"]
