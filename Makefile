@@ -1,12 +1,15 @@
 # Two commands do all the set-up on a fresh machine (Python 3.11+ and make):
 #   make demo   - venv, install, synthetic sample sources, the main job on them (offline)
 #   make test   - venv, install with dev extras, lint, the whole test suite
+#                 (also the Label Studio venv, for the test against a real server)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO := demo
+# Label Studio and its SDK, in a venv of their own (their pins clash with ours).
+LS_VENV := .venv-labelstudio
 
-.PHONY: demo test lint format bench-ingest bench-annotate bench-bench bench-instructions clean
+.PHONY: demo test labelstudio-venv lint format bench-ingest bench-annotate bench-bench bench-instructions clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +22,14 @@ $(VENV)/.core: pyproject.toml | $(BIN)/python
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e ".[dev,finetune]"
 	touch $@ $(VENV)/.core
+
+$(LS_VENV)/.stamp: requirements-labelstudio.txt
+	$(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/python -m pip install -q --upgrade pip
+	$(LS_VENV)/bin/python -m pip install -q -r requirements-labelstudio.txt
+	touch $@
+
+labelstudio-venv: $(LS_VENV)/.stamp
 
 demo: $(VENV)/.core
 	rm -rf $(DEMO)
@@ -37,7 +48,7 @@ demo: $(VENV)/.core
 	@echo "Benchmark report: $(DEMO)/bench/report/report.md"
 	$(BIN)/neuroonco agreement --db $(DEMO)/neuroonco.db
 
-test: $(VENV)/.dev
+test: $(VENV)/.dev $(LS_VENV)/.stamp
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 

@@ -66,8 +66,17 @@ def review_command(
         str | None,
         typer.Option(
             "--image-url-prefix",
-            help="With --export-label-studio: URL prefix the "
-            "Label Studio server serves the images under (default: local files).",
+            help="With --export-label-studio: URL prefix a web server of yours serves the "
+            "exported images/ folder under (default: images embedded in the tasks).",
+        ),
+    ] = None,
+    local_files_root: Annotated[
+        Path | None,
+        typer.Option(
+            "--local-files-root",
+            help="With --export-label-studio: the Label Studio server's "
+            "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT (above the export folder); the tasks then use "
+            "its /data/local-files/ URLs.",
         ),
     ] = None,
     import_label_studio: Annotated[
@@ -138,7 +147,14 @@ def review_command(
     if export_label_studio is not None:
         from neuroonco.review.label_studio import export_queue
 
-        tasks, config = export_queue(database, items, export_label_studio, url_prefix=image_root)
+        tasks, config = export_queue(
+            database,
+            items,
+            export_label_studio,
+            url_prefix=image_root,
+            local_files_root=local_files_root,
+            run_id=run_id,
+        )
         typer.echo(f"Wrote {len(items)} tasks to {tasks} and the labeling config to {config}")
         return
     typer.echo(f"Review queue of run {run_id}: {len(items)} slices")

@@ -5,12 +5,19 @@ Export (`export_queue`) writes ``tasks.json`` (Label Studio's import format: one
 and one ``predictions`` entry, the model consensus, so every field's consensus value is
 preselected) and ``labeling_config.xml`` (one single-choice ``Choices`` per reviewable field,
 its choices the vocabulary: the display name shown, the vocabulary value as the ``alias`` that
-lands in the results). The mask is given as an overlay image next to the slice, not as a
-BrushLabels pre-annotation: Label Studio's brush RLE is its own bit-packed format, and the
-reviewer is asked about the findings, not to redraw the mask.
+lands in the results). The mask is a read-only ``BrushLabels`` region of the prediction drawn
+on the slice (Label Studio's brush RLE, :mod:`neuroonco.review.ls_brush`), and also an overlay
+image next to the slice: the reviewer judges the findings against it; mask edits are not imported
+(the mask is the source dataset's measurement, not an opinion; reject the mask-derived fields of
+a wrong one instead).
 
-Images are embedded as ``data:`` URIs unless ``url_prefix`` is given (then the PNGs written to
-``<out>/images/`` are referenced as ``<url_prefix>/<file>``, for a server that serves them).
+The PNGs are always written to ``<out>/images/``; the tasks reference them in one of three ways:
+embedded as ``data:`` URIs (the default: works with any server, but every task carries its images);
+``local_files_root``, the server's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT, above ``out``: Label
+Studio's own ``/data/local-files/?d=<path below the root>`` URLs, served by the server itself once
+a Local Files storage on ``<out>/images`` is connected to the project
+(``scripts/label_studio_sync.py push`` does that); or ``url_prefix``: ``<url_prefix>/<file>``, for
+a web server of your own that serves ``<out>/images/``.
 
 Import (`import_export`) reads Label Studio's JSON export (a list of tasks with
 ``annotations``): per task its latest non-cancelled annotation; per field a choice equal to the
@@ -25,6 +32,7 @@ import io
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
 
 import sqlite_utils
@@ -38,12 +46,19 @@ from neuroonco.schemas.vocabulary import FIELDS
 LS_FIELDS: tuple[str, ...] = VOTED_FIELDS
 TO_NAME = "image"
 MODEL_VERSION = "neuroonco-consensus"
+MASK_NAME = "lesion_mask"
+MASK_LABEL = "lesion (mask)"
+LOCAL_FILES_URL = "/data/local-files/?d="
+LESION_YES, LESION_NO = "yes", "no"  # lesion_found's choices (the vocabulary reads both)
 
 
 def _choices(field: str) -> list[tuple[str, str]]:
     """(shown text, vocabulary value) of each choice of ``field``."""
     if field == "lesion_found":
-        return [("lesion present", "true"), ("no lesion", "false")]
+        # Not "true"/"false": Label Studio's frontend turns those attribute strings into booleans
+        # and then cannot render the config at all (seen in a browser against label-studio
+        # 1.23: "No matching type for union (string | null?)"); the server accepts it silently.
+        return [("lesion present", LESION_YES), ("no lesion", LESION_NO)]
     from neuroonco.schemas.vocabulary import display_name
 
     out = []
@@ -62,6 +77,9 @@ def labeling_config() -> str:
         "<View>",
         '  <Header value="$slice_id"/>',
         f'  <Image name="{TO_NAME}" value="$image" zoom="true"/>',
+        f'  <BrushLabels name="{MASK_NAME}" toName="{TO_NAME}">',
+        f'    <Label value="{MASK_LABEL}" background="#ff0000"/>',
+        "  </BrushLabels>",
         '  <Image name="mask" value="$mask"/>',
         '  <Header value="Describer votes"/>',
         '  <Text name="votes" value="$votes"/>',
@@ -86,6 +104,13 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
+def _choice_value(value: Any) -> str | None:
+    """A finding value as the alias of its choice in the labeling config."""
+    if isinstance(value, bool):
+        return LESION_YES if value else LESION_NO
+    return _text(value)
+
+
 def _db_dir(db: sqlite_utils.Database) -> Path:
     for row in db.conn.execute("PRAGMA database_list"):
         if row[1] == "main" and row[2]:
@@ -108,9 +133,49 @@ def _overlay(image: Path, mask: Path | None) -> bytes:
     return buf.getvalue()
 
 
-def _uri(data: bytes, out: Path, name: str, url_prefix: str | None) -> str:
+def _images_below(out: Path, local_files_root: Path) -> str:
+    """The path of ``<out>/images`` below the server's document root, as a URL path."""
+    images = (out / "images").resolve()
+    root = local_files_root.resolve()
+    if images == root or root not in images.parents:
+        raise NeuroOncoError(
+            f"--local-files-root {local_files_root} must be a folder above {out}; Label Studio "
+            "serves only files below its LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"
+        )
+    return images.relative_to(root).as_posix()
+
+
+def _mask_region(slice_id: str, image: Path, mask: Path | None) -> dict[str, Any] | None:
+    """The mask as a read-only brush region of the prediction (None without a mask file)."""
+    if mask is None or not mask.exists():
+        return None
+    import numpy as np
+    from PIL import Image
+
+    from neuroonco.review.ls_brush import mask_rle
+
+    size = Image.open(image).size
+    m = Image.open(mask).convert("L")
+    if m.size != size:
+        m = m.resize(size, Image.Resampling.NEAREST)
+    return {
+        "id": f"{slice_id}-{MASK_NAME}",
+        "from_name": MASK_NAME,
+        "to_name": TO_NAME,
+        "type": "brushlabels",
+        "readonly": True,
+        "original_width": size[0],
+        "original_height": size[1],
+        "image_rotation": 0,
+        "value": {"format": "rle", "rle": mask_rle(np.asarray(m)), "brushlabels": [MASK_LABEL]},
+    }
+
+
+def _uri(data: bytes, out: Path, name: str, url_prefix: str | None, local_path: str | None) -> str:
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "images" / name).write_bytes(data)
+    if local_path is not None:
+        return LOCAL_FILES_URL + quote(f"{local_path}/{name}")
     if url_prefix:
         return f"{url_prefix.rstrip('/')}/{name}"
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
@@ -122,10 +187,14 @@ def export_queue(
     out: Path,
     *,
     url_prefix: str | None = None,
+    local_files_root: Path | None = None,
     run_id: str | None = None,
 ) -> tuple[Path, Path]:
     """Write ``tasks.json`` and ``labeling_config.xml`` for ``items`` into ``out``."""
+    if url_prefix and local_files_root is not None:
+        raise NeuroOncoError("give either --image-url-prefix or --local-files-root, not both")
     out.mkdir(parents=True, exist_ok=True)
+    local_path = _images_below(out, local_files_root) if local_files_root is not None else None
     base = _db_dir(db)
     tasks = []
     for item in items:
@@ -148,19 +217,28 @@ def export_queue(
                 "from_name": field,
                 "to_name": TO_NAME,
                 "type": "choices",
-                "value": {"choices": [_text(item.consensus.get(field))]},
+                "value": {"choices": [_choice_value(item.consensus.get(field))]},
             }
             for field in LS_FIELDS
             if item.consensus.get(field) is not None
         ]
+        region = _mask_region(item.slice_id, image, mask)
+        if region is not None:
+            result.append(region)
         tasks.append(
             {
                 "data": {
                     "slice_id": item.slice_id,
                     "run_id": run_id,
-                    "image": _uri(image.read_bytes(), out, f"{item.slice_id}.png", url_prefix),
+                    "image": _uri(
+                        image.read_bytes(), out, f"{item.slice_id}.png", url_prefix, local_path
+                    ),
                     "mask": _uri(
-                        _overlay(image, mask), out, f"{item.slice_id}_overlay.png", url_prefix
+                        _overlay(image, mask),
+                        out,
+                        f"{item.slice_id}_overlay.png",
+                        url_prefix,
+                        local_path,
                     ),
                     "votes": votes or "(no describer vote)",
                     "agreement": item.agreement,
@@ -231,17 +309,15 @@ def import_export(
         for field in LS_FIELDS:
             answered, value = _choice(ann.get("result") or [], field)
             current = gold.consensus_value(db, slice_id, field, task_run)
-            current_text = _text(current)
-            if answered and value == current_text:
-                decision, new = "accept", None
-            elif answered:
-                decision, new = "edit", value
+            if answered:
+                # Compared as vocabulary values, so older exports ("true"/"false") read the
+                # same; a value outside the vocabulary refuses the whole file before any write.
+                parsed = gold.check_value(field, value)
+                decision, new = ("accept", None) if parsed == current else ("edit", value)
             elif current is not None:
                 decision, new = "reject", None
             else:
                 continue
-            if decision == "edit":
-                gold.check_value(field, new)  # refuse the whole file before writing any of it
             planned.append(
                 {
                     "slice_id": slice_id,

@@ -13,7 +13,7 @@ from typing import Any
 import sqlite_utils
 
 from neuroonco.review import gold
-from neuroonco.review.label_studio import _choices, _text
+from neuroonco.review.label_studio import _choice_value, _choices
 from neuroonco.review.queue import QueueItem
 from neuroonco.review.votes import VOTED_FIELDS
 
@@ -24,7 +24,7 @@ def decisions(consensus: dict[str, Any], choices: dict[str, str]) -> list[tuple[
     """(field, decision, value) for each field whose choice says something."""
     out = []
     for name, picked in choices.items():
-        current = _text(consensus.get(name)) or NONE
+        current = _choice_value(consensus.get(name)) or NONE
         if picked == SKIP or (picked == NONE and current == NONE):
             continue  # nothing said, or nothing to say about a field the consensus left open
         if picked in (REJECT, NONE):
@@ -45,7 +45,7 @@ def review_form(
     dropdowns = {}
     for name in VOTED_FIELDS:
         options = [SKIP, REJECT, NONE, *(value for _, value in _choices(name))]
-        current = _text(item.consensus.get(name)) or NONE
+        current = _choice_value(item.consensus.get(name)) or NONE
         dropdowns[name] = w.Dropdown(options=options, value=current, description=name)
     save = w.Button(description="Save decisions")
     out = w.Output()

@@ -48,6 +48,14 @@ def test_labeling_config_has_one_single_choice_per_field_from_the_vocabulary():
     assert {c.get("alias") for c in choices["margins"]} == {"well_circumscribed", "ill_defined"}
     assert all(c.get("choice") == "single" and c.get("toName") == "image" for c in choices.values())
     assert {i.get("name") for i in root.iter("Image")} == {"image", "mask"}
+    # Label Studio's frontend reads "true"/"false" attributes as booleans and then fails to
+    # render the whole config: no choice may be spelled so.
+    assert not [
+        c for c in root.iter("Choice") if {c.get("value"), c.get("alias")} & {"true", "false"}
+    ]
+    assert {c.get("alias") for c in choices["lesion_found"]} == {"yes", "no"}
+    (brush,) = root.iter("BrushLabels")
+    assert brush.get("toName") == "image" and [x.get("value") for x in brush] == ["lesion (mask)"]
 
 
 def test_export_preselects_the_consensus_and_shows_each_vote(tmp_path):
@@ -59,8 +67,13 @@ def test_export_preselects_the_consensus_and_shows_each_vote(tmp_path):
     assert task["data"]["slice_id"] == "s1"
     assert task["data"]["image"].startswith("data:image/png;base64,")
     assert f"{RB}:" in task["data"]["votes"] and "well_circumscribed" in task["data"]["votes"]
-    pre = {r["from_name"]: r["value"]["choices"] for r in task["predictions"][0]["result"]}
-    assert pre == {"lesion_found": ["true"], "size": ["small"], "margins": ["ill_defined"]}
+    result = task["predictions"][0]["result"]
+    pre = {r["from_name"]: r["value"]["choices"] for r in result if r["type"] == "choices"}
+    assert pre == {"lesion_found": ["yes"], "size": ["small"], "margins": ["ill_defined"]}
+    (brush,) = [r for r in result if r["type"] == "brushlabels"]  # the mask, pre-drawn
+    assert brush["from_name"] == "lesion_mask" and brush["readonly"] is True
+    assert (brush["original_width"], brush["original_height"]) == (16, 16)
+    assert brush["value"]["format"] == "rle" and brush["value"]["brushlabels"] == ["lesion (mask)"]
     overlay = Image.open(tmp_path / "ls" / "images" / "s1_overlay.png").convert("RGB")
     assert overlay.getpixel((5, 5))[0] > overlay.getpixel((5, 5))[1]  # mask tinted red
     assert overlay.getpixel((12, 12)) == (90, 90, 90)
@@ -131,3 +144,22 @@ def test_import_refuses_bad_files_and_skips_cancelled(tmp_path):
     with pytest.raises(NeuroOncoError, match="small"):
         import_export(db, _export(tmp_path, {"size": "gigantic"}, ann_id=8))
     assert db["reviews"].count == 0  # a bad value refuses the file: nothing half-imported
+
+
+def test_export_in_local_files_mode_names_paths_below_the_document_root(tmp_path):
+    db = store(tmp_path)
+    root = tmp_path.parent
+    tasks_path, _ = export_queue(
+        db, build_queue(db, RUN), tmp_path / "ls3", local_files_root=root, run_id=RUN
+    )
+    data = json.loads(tasks_path.read_text())[0]["data"]
+    below = f"{tmp_path.name}/ls3/images"
+    assert data["image"] == f"/data/local-files/?d={below}/s1.png"
+    assert data["mask"] == f"/data/local-files/?d={below}/s1_overlay.png"
+    assert (root / below / "s1.png").exists()
+    with pytest.raises(NeuroOncoError, match="must be a folder above"):
+        export_queue(db, build_queue(db, RUN), tmp_path / "ls4", local_files_root=tmp_path / "x")
+    with pytest.raises(NeuroOncoError, match="not both"):
+        export_queue(
+            db, build_queue(db, RUN), tmp_path / "ls5", url_prefix="http://h", local_files_root=root
+        )
