@@ -47,7 +47,8 @@ def agreement_command(
         raise NeuroOncoError(f"no store at {db}; check --db (create one with `neuroonco annotate`)")
     database = store.connect(db)
     run_id = run or latest_run(database)
-    result = agreement.compute(load_votes(database, run_id, votes), gold.gold_values(database))  # type: ignore[arg-type]
+    run_votes = load_votes(database, run_id, votes)  # type: ignore[arg-type]
+    result = agreement.compute(run_votes, gold.gold_values(database))
     report.save(database, result)
     path = report.write(result, out or reports_dir(db))
     for name in agreement.VOTED_FIELDS:
@@ -55,4 +56,10 @@ def agreement_command(
         if a is not None:
             shown = "n/a" if a.value is None else f"{a.value:.3f}"
             typer.echo(f"{name:18s} alpha={shown:>6s}  items={a.n}")
+    if len(run_votes.raters) < 2:
+        # Say why every alpha is n/a rather than leave a table of blanks.
+        typer.echo(
+            f"run {run_id} has {len(run_votes.raters)} describer: agreement needs two or more "
+            "(e.g. `neuroonco annotate SRC --describers builtin,ollama:qwen2.5vl:7b`)"
+        )
     typer.echo(f"Agreement report: {path}")
