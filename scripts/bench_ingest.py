@@ -1,6 +1,6 @@
 """Benchmark: `neuroonco ingest` against a plain nibabel + Pillow script on BraTS-size cases.
 
-    python scripts/bench_ingest.py [--cases N] [--workdir DIR] [--repeats R]
+    python scripts/bench_ingest.py [--cases N] [--workdir DIR] [--repeats R] [--against PYTHON]
 
 Writes 2N BraTS 2021 cases (240x240x155, four sequences and a seg, from seeded phantoms) as two
 trees, N and 2N cases (the second reuses the first's files through hard links), then times, each
@@ -11,6 +11,11 @@ PNGs and one mask PNG with Pillow. Wall time includes interpreter start and impo
 the time inside the subprocess after imports; `cpu` its user + system CPU time (all threads),
 which other load on the machine barely moves. Peak RSS is the child's own maximum (os.wait4).
 The order of (a) and (b) alternates between repeats; the page cache is warmed first.
+
+``--against PYTHON`` also times (a) under another interpreter, e.g. the venv of an older
+checkout (``git worktree add ../old REV``, a venv there with ``pip install -e . --no-deps`` over
+this one's packages): "earlier" in the table, so a regression shows in the same run, on the same
+trees and the same machine load.
 """
 
 from __future__ import annotations
@@ -122,10 +127,13 @@ class Result:
     slices: int
 
 
-def measure(kind: str, src: Path, out: Path, cases: int, repeat: int) -> Result:
+def measure(
+    kind: str, src: Path, out: Path, cases: int, repeat: int, python: str | None = None
+) -> Result:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    cmd = [sys.executable, __file__, "--worker", kind, str(src), str(out)]
+    worker = "ours" if kind == "earlier" else kind
+    cmd = [python or sys.executable, __file__, "--worker", worker, str(src), str(out)]
     # Output goes to files, not pipes: os.wait4 reaps the child, so nothing may wait on it.
     with tempfile.TemporaryFile() as so, tempfile.TemporaryFile() as se:
         start = time.perf_counter()
@@ -169,7 +177,16 @@ def report(results: list[Result], sizes: tuple[int, int]) -> None:
             f"ratio (baseline/ours) = {base / ours:.2f} (best of repeats: {best:.2f}, "
             f"CPU time: {cpu:.2f})"
         )
-    for kind in KINDS:
+        if _pick(results, "earlier", cases, "wall_s"):
+            then, then_cpu, now_cpu = (
+                statistics.mean(_pick(results, k, cases, a))
+                for k, a in (("earlier", "wall_s"), ("earlier", "cpu_s"), ("ours", "cpu_s"))
+            )
+            print(
+                f"{'':>10}earlier {then:.2f} s, CPU {then_cpu:.2f} s; ours CPU {now_cpu:.2f} s: "
+                f"earlier/ours = {then / ours:.2f} (wall), {then_cpu / now_cpu:.2f} (CPU)"
+            )
+    for kind in sorted({r.kind for r in results}, key=lambda k: (k not in KINDS, k)):
         peaks = ", ".join(
             f"{c} cases {max(_pick(results, kind, c, 'peak_mb')):.0f} MB" for c in sizes
         )
@@ -182,6 +199,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workdir", type=Path, help="where to write (default: a temp folder)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--keep", action="store_true", help="keep the workdir's trees")
+    parser.add_argument(
+        "--against", metavar="PYTHON", help="also time `ours` under this interpreter ('earlier')"
+    )
     args = parser.parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench_ingest_"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -193,17 +213,19 @@ def main(argv: list[str] | None = None) -> None:
     results = []
     for tree, cases in ((small, sizes[0]), (large, sizes[1])):
         for repeat in range(args.repeats):
-            order = KINDS if repeat % 2 == 0 else KINDS[::-1]
+            kinds = (*KINDS, "earlier") if args.against else KINDS
+            order = kinds if repeat % 2 == 0 else kinds[::-1]
             for kind in order:
                 out = workdir / f"out_{kind}"
-                results.append(measure(kind, tree, out, cases, repeat))
+                python = args.against if kind == "earlier" else None
+                results.append(measure(kind, tree, out, cases, repeat, python))
                 r = results[-1]
                 print(
                     f"  {kind:<8} {cases:>3} cases, repeat {repeat}: {r.wall_s:.2f} s", flush=True
                 )
     report(results, sizes)
     if not args.keep:
-        for path in (small, large, *(workdir / f"out_{k}" for k in KINDS)):
+        for path in (small, large, *(workdir / f"out_{k}" for k in (*KINDS, "earlier"))):
             shutil.rmtree(path, ignore_errors=True)
         if args.workdir is None:
             workdir.rmdir()
