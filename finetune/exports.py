@@ -108,6 +108,11 @@ class Writer:
         handle.write(self.encode(item, image))
         self.counts[item.split] += 1
 
+    def write_slice(self, items: list[Instruction]) -> None:
+        """Every instruction of one slice, in order (the exporter's hot path)."""
+        for item in items:
+            self.write(item)
+
     def encode(self, item: Instruction, image: str) -> str:
         raise NotImplementedError
 
@@ -118,26 +123,54 @@ class Writer:
             handle.close()
 
 
+_LF_HEAD = '{"messages": [{"role": "user", "content": '
+_LF_MID = '}, {"role": "assistant", "content": '
+
+
+def _check_response(response: str) -> None:
+    if not response or response.isspace() or IMAGE_TOKEN in response:
+        raise InvalidRecord("the assistant turn is empty or holds an image token")
+
+
 class LlamaFactoryWriter(Writer):
     name = "llamafactory"
+    _tail_of: str | None = None
+    _tail = ""
+
+    # Records are written by hand, byte for byte what json.dumps(record, ensure_ascii=False)
+    # gives, from the user turn the generator encoded once (`Instruction.user_json`).
 
     def encode(self, item: Instruction, image: str) -> str:
-        # Written by hand, byte for byte what json.dumps(record, ensure_ascii=False) gives:
-        # the cached user turn is reused across the many questions that share it.
-        if item.user_json is None:
+        if image != self._tail_of:  # a slice's records share their image: encoded once
+            self._tail_of, self._tail = image, '}], "images": [' + encode_string(image) + "]}\n"
+        return self._line(item) + self._tail
+
+    def _line(self, item: Instruction) -> str:
+        """The record up to its images, validated: one <image> token in the user turn (JSON
+        encoding neither makes nor hides one), a non-empty assistant turn without one, user
+        then assistant."""
+        user = item.user_json
+        if user is None:
             check_turns(item.user_content, item.response, 1)
             user = encode_string(item.user_content)
-        else:  # a cached frame, its user turn checked when the frame was made
-            check_turns(IMAGE_TOKEN, item.response, 1)
-            user = item.user_json
-        return (
-            '{"messages": [{"role": "user", "content": ' + user + '}, {"role": "assistant", '
-            '"content": '
-            + encode_string(item.response)
-            + '}], "images": ['
-            + encode_string(image)
-            + "]}\n"
-        )
+        else:
+            if user.count(IMAGE_TOKEN) != 1:
+                raise InvalidRecord(f"{user.count(IMAGE_TOKEN)} {IMAGE_TOKEN} token(s) for 1 image")
+            _check_response(item.response)
+        return _LF_HEAD + user + _LF_MID + encode_string(item.response)
+
+    def write_slice(self, items: list[Instruction]) -> None:
+        if not items:
+            return
+        first = items[0]
+        slice_id, split = first.slice_id, first.split
+        if any(i.slice_id != slice_id or i.split != split for i in items):
+            super().write_slice(items)  # not one slice's: record by record
+            return
+        image = self.image_for(first)  # placed (and checked) once per slice
+        encode = self.encode
+        self._file(split).write("".join([encode(i, image) for i in items]))
+        self.counts[split] += len(items)
 
     def close(self) -> None:
         super().close()

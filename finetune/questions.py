@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from string import ascii_uppercase
@@ -79,27 +80,24 @@ def vocabulary_values(findings: dict) -> dict[str, str]:
     return out
 
 
-def generate(item: AnnotatedSlice, options: GenerationOptions) -> list[Instruction]:
-    """Every instruction of one slice: closed questions first, then open tasks."""
+def generate(
+    item: AnnotatedSlice,
+    options: GenerationOptions,
+    *,
+    split: str = "train",
+    values: dict[str, str] | None = None,
+) -> list[Instruction]:
+    """Every instruction of one slice: closed questions first, then open tasks.
+
+    ``values`` (:func:`vocabulary_values` of the findings) may be passed when the caller has it.
+    """
     rng = slice_rng(options.seed, item.slice_id)
-    values = vocabulary_values(item.findings)
-    out = [closed_question(item, name, values, rng, options) for name in values]
-    out += open_instructions(item, values, rng)
+    if values is None:
+        values = vocabulary_values(item.findings)
+    out: list[Instruction] = []
+    _closed_questions(item, values, rng.random, options, split, out)
+    out += open_instructions(item, values, rng, split)
     return out
-
-
-def _base(item: AnnotatedSlice, values: dict, task: str, kind: str, **kw) -> Instruction:
-    return Instruction(
-        id=instruction_id(item.run_id, item.slice_id, task, kind),
-        slice_id=item.slice_id,
-        run_id=item.run_id,
-        subject_id=item.subject_id,
-        diagnosis=values.get("diagnosis"),
-        task=task,
-        kind=kind,
-        image=item.image_path,
-        **kw,
-    )
 
 
 @lru_cache(maxsize=256)
@@ -107,16 +105,6 @@ def _distractors(name: str, value: str) -> tuple[str, ...]:
     if name == "diagnosis":
         return LOOKALIKES[value]
     return tuple(m.value for m in FIELDS[name] if m.value != value)
-
-
-def _sample(pool: tuple[str, ...], k: int, rand) -> list[str]:
-    """``k`` of ``pool`` in random order (a partial Fisher-Yates shuffle: k draws)."""
-    items = list(pool)
-    n = len(items)
-    for i in range(min(k, n)):
-        j = i + int(rand() * (n - i))
-        items[i], items[j] = items[j], items[i]
-    return items[: min(k, n)]
 
 
 _DISPLAY: dict[tuple[str, str], str] = {}
@@ -130,24 +118,24 @@ def _shown(name: str, value: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class _Frame:
-    """Everything of a closed question that does not depend on the slice (cached: few exist)."""
+class _Options:
+    """A closed question's options, shown in one order (cached: the vocabulary bounds them)."""
 
-    stem: str
     letters: dict[str, str]
-    answer: str
-    prompt: str
+    listing: str  # "A. ...\nB. ...", as the prompt lists them
     options_json: str
-    user_json: str  # the user turn's content, JSON-encoded, with its <image> token
+    answer: str
     original: str | None
 
 
-@lru_cache(maxsize=1 << 13)  # bounded: memory stays flat however many slices
-def _frame(
-    name: str, value: str, template: int, cot: bool, shown: tuple[str, ...], trap: bool
-) -> _Frame:
-    binary = name == "diagnosis" and value in BINARY_DIAGNOSES
-    stem = t.CLOSED_STEMS["diagnosis_binary" if binary else name][template]
+_OPTIONS: dict[tuple, _Options] = {}
+
+
+def _options(name: str, value: str, shown: tuple[str, ...], trap: bool, binary: bool) -> _Options:
+    key = (name, value, shown, trap)
+    found = _OPTIONS.get(key)
+    if found is not None:
+        return found
     if binary:
         texts = list(shown)
         right = HEALTHY if value == "no_tumor" else ABNORMAL
@@ -156,65 +144,150 @@ def _frame(
         right = NONE_OF_THE_ABOVE if trap else _shown(name, value)
     letters = dict(zip(ascii_uppercase, texts, strict=False))
     listing = "\n".join(f"{k}. {v}" for k, v in letters.items())
-    prompt = f"{stem}\nOptions:\n{listing}\n{t.COT_PROMPT if cot else t.LETTER_PROMPT}"
-    check_turns(IMAGE_TOKEN + prompt, "-", 1)  # the user turn of every record using the frame
-    return _Frame(
-        stem=stem,
+    if IMAGE_TOKEN in listing:
+        raise ValueError(f"an option of {name} holds the image token")
+    if len(_OPTIONS) >= 1 << 14:  # bounded (a few thousand exist): memory stays flat
+        _OPTIONS.clear()
+    found = _OPTIONS[key] = _Options(
         letters=letters,
-        answer=ascii_uppercase[texts.index(right)],
-        prompt=prompt,
+        listing=listing,
         options_json=json.dumps(letters, ensure_ascii=False),
-        user_json=encode_string(IMAGE_TOKEN + prompt),
+        answer=ascii_uppercase[texts.index(right)],
         original=_shown(name, value) if trap else None,
     )
+    return found
 
 
-def closed_question(
-    item: AnnotatedSlice, name: str, values: dict, rng: random.Random, options: GenerationOptions
-) -> Instruction:
-    value = values[name]
-    rand = rng.random
-    binary = name == "diagnosis" and value in BINARY_DIAGNOSES
-    template = int(rand() * 3)  # every task has three stems (a test holds this)
-    cot = rand() < options.cot_rate
-    trap_draw = rand()
-    if binary:
-        shown = (HEALTHY, ABNORMAL) if rand() < 0.5 else (ABNORMAL, HEALTHY)
-        trap = False
-    else:
-        trap = trap_draw < options.trap_rate
-        picked = _sample(_distractors(name, value), MAX_OPTIONS - (0 if trap else 1), rand)
-        if not trap:
-            picked.insert(int(rand() * (len(picked) + 1)), value)
-        shown = tuple(picked)
-    frame = _frame(name, value, template, cot, shown, trap)
-    answer = frame.answer
-    response = f"Final: {answer}\n{_explain(item, name, value, binary, trap)}" if cot else answer
-    return Instruction(
-        f"{item.run_id}:{item.slice_id}:{name}:closed",
-        item.slice_id,
-        item.run_id,
-        item.subject_id,
-        values.get("diagnosis"),
-        name,
-        "closed",
-        "cot" if cot else "letter",
-        template,
-        frame.stem,
-        frame.prompt,
-        answer,
-        response,
-        item.image_path,
-        frame.letters,
-        trap,
-        frame.original,
-        options_json=frame.options_json,
-        user_json=frame.user_json,
-    )
+def _check_closed_texts() -> None:
+    """The stems and answer instructions hold no image token, so a closed question's user turn,
+    ``<image>`` + stem, options and instruction joined by newlines, holds exactly one (no token
+    can span a newline); the options are checked as they are made."""
+    texts = [*(s for stems in t.CLOSED_STEMS.values() for s in stems)]
+    for text in (*texts, t.COT_PROMPT, t.LETTER_PROMPT):
+        if IMAGE_TOKEN in text:
+            raise ValueError(f"a closed-question template holds the image token: {text!r}")
 
 
-def _explain(item: AnnotatedSlice, name: str, value: str, binary: bool, trap: bool) -> str:
-    f, m = item.findings, item.measurements
+_check_closed_texts()
+
+
+_BINARY_ORDERS = ((HEALTHY, ABNORMAL), (ABNORMAL, HEALTHY))
+
+
+def _closed_questions(
+    item: AnnotatedSlice,
+    values: dict[str, str],
+    rand: Callable[[], float],
+    options: GenerationOptions,
+    split: str,
+    out: list[Instruction],
+) -> None:
+    """One multiple-choice question per field in ``values``, appended to ``out``.
+
+    The hot loop of the instruction set (about nine per slice), so the slice's constants are
+    bound once and the draws are inlined; the order of the draws is the contract that keeps a
+    seed's questions the same: template, style, trap, then the options.
+    """
+    slice_id, run_id, subject, image = item.slice_id, item.run_id, item.subject_id, item.image_path
+    prefix = f"{run_id}:{slice_id}:"
+    diagnosis = values.get("diagnosis")
+    cot_rate, trap_rate = options.cot_rate, options.trap_rate
+    stems, cot_prompt, letter_prompt = t.CLOSED_STEMS, t.COT_PROMPT, t.LETTER_PROMPT
+    lesion_key: tuple | None = None  # the findings' lesion fields, for the explanations
+    for name, value in values.items():
+        binary = name == "diagnosis" and value in BINARY_DIAGNOSES
+        template = int(rand() * 3)  # every task has three stems (a test holds this)
+        cot = rand() < cot_rate
+        trap_draw = rand()
+        if binary:
+            shown = _BINARY_ORDERS[0] if rand() < 0.5 else _BINARY_ORDERS[1]
+            trap = False
+        else:
+            trap = trap_draw < trap_rate
+            # k of the distractors in random order (a partial Fisher-Yates shuffle: k draws),
+            # then the right value at a random place unless this is a trap.
+            picked = list(_distractors(name, value))
+            n = len(picked)
+            k = min(MAX_OPTIONS if trap else MAX_OPTIONS - 1, n)
+            for i in range(k):
+                j = i + int(rand() * (n - i))
+                picked[i], picked[j] = picked[j], picked[i]
+            del picked[k:]
+            if not trap:
+                picked.insert(int(rand() * (k + 1)), value)
+            shown = tuple(picked)
+        opts = _options(name, value, shown, trap, binary)
+        answer = opts.answer
+        stem = stems["diagnosis_binary" if binary else name][template]
+        prompt = f"{stem}\nOptions:\n{opts.listing}\n{cot_prompt if cot else letter_prompt}"
+        if cot:
+            if name in _MEASURED:
+                because = t.evidence(name, value, item.findings, item.measurements).rstrip(".")
+                text = because + _closing(name, value, trap)
+            else:
+                if name != "diagnosis":
+                    text = _explain_fixed(name, value, False, trap, None)
+                else:
+                    if lesion_key is None:
+                        lesion_key = tuple(map(item.findings.get, LESION_FIELDS))
+                    text = _explain_fixed(name, value, binary, trap, lesion_key)
+            response = f"Final: {answer}\n{text}"
+        else:
+            response = answer
+        out.append(
+            Instruction(
+                prefix + name + ":closed",
+                slice_id,
+                run_id,
+                subject,
+                diagnosis,
+                name,
+                "closed",
+                "cot" if cot else "letter",
+                template,
+                stem,
+                prompt,
+                answer,
+                response,
+                image,
+                opts.letters,
+                trap,
+                opts.original,
+                [],
+                split,
+                False,
+                opts.options_json,
+                encode_string(IMAGE_TOKEN + prompt),
+            )
+        )
+
+
+# Explanations of these fields cite the slice's measurements; every other field's explanation
+# depends only on the value and the lesion findings, so it is made once per combination.
+_MEASURED = t.EVIDENCE_FROM_MEASUREMENTS
+
+
+@lru_cache(maxsize=1024)
+def _closing(name: str, value: str, trap: bool) -> str:
+    if trap:
+        return (
+            f". {display_name(name, value)} is not among the options, "
+            "so none of the above is right."
+        )
+    return f". The answer is {display_name(name, value)}."
+
+
+@lru_cache(maxsize=1 << 14)  # bounded: memory stays flat however many slices
+def _explain_fixed(
+    name: str, value: str, binary: bool, trap: bool, lesion_key: tuple | None
+) -> str:
+    """The explanation of a field whose evidence is not measured (``lesion_key``: the findings'
+    values of LESION_FIELDS in order, for the diagnosis, which cites them)."""
+    findings = dict(zip(LESION_FIELDS, lesion_key, strict=True)) if lesion_key else {}
+    return _explain(findings, {}, name, value, binary, trap)
+
+
+def _explain(f: dict, m: dict, name: str, value: str, binary: bool, trap: bool) -> str:
     if binary:
         if value == "no_tumor":
             return "No lesion is seen on this slice, so it is healthy."
@@ -225,12 +298,7 @@ def _explain(item: AnnotatedSlice, name: str, value: str, binary: bool, trap: bo
         because = f"{reason} The appearance fits {t.diagnosis_words(value)}".strip()
     else:
         because = t.evidence(name, value, f, m).rstrip(".")
-    if trap:
-        return (
-            f"{because}. {display_name(name, value)} is not among the options, "
-            "so none of the above is right."
-        )
-    return f"{because}. The answer is {display_name(name, value)}."
+    return because + _closing(name, value, trap)
 
 
 @lru_cache(maxsize=1 << 14)
@@ -309,7 +377,19 @@ def reasoning_answer(item: AnnotatedSlice, values: dict) -> tuple[str, list[str]
     return text, _lesion_keywords(values)
 
 
-def open_instructions(item: AnnotatedSlice, values: dict, rng: random.Random) -> list[Instruction]:
+@lru_cache(maxsize=256)
+def _open_stem(task: str, template: int, diagnosis: str | None) -> tuple[str, str]:
+    """An open task's stem and its user turn, JSON-encoded with the <image> token (checked)."""
+    stem = t.OPEN_STEMS[task][template].format(
+        diagnosis=t.diagnosis_words(diagnosis) if diagnosis else ""
+    )
+    check_turns(IMAGE_TOKEN + stem, "-", 1)
+    return stem, encode_string(IMAGE_TOKEN + stem)
+
+
+def open_instructions(
+    item: AnnotatedSlice, values: dict, rng: random.Random, split: str = "train"
+) -> list[Instruction]:
     tasks = [("report", report_answer)]
     if values.get("location") or values.get("laterality"):
         tasks.append(("location", location_answer))
@@ -318,23 +398,33 @@ def open_instructions(item: AnnotatedSlice, values: dict, rng: random.Random) ->
         tasks.append(("reasoning", reasoning_answer))
     out = []
     for task, build in tasks:
-        stems = t.OPEN_STEMS[task]
-        template = int(rng.random() * len(stems))
-        stem = stems[template].format(diagnosis=t.diagnosis_words(dx) if dx else "")
+        template = int(rng.random() * len(t.OPEN_STEMS[task]))
+        stem, user_json = _open_stem(task, template, dx)
         text, keywords = build(item, values)
         out.append(
-            _base(
-                item,
-                values,
+            Instruction(
+                f"{item.run_id}:{item.slice_id}:{task}:open",
+                item.slice_id,
+                item.run_id,
+                item.subject_id,
+                dx,
                 task,
                 "open",
-                style="open",
-                template=template,
-                question=stem,
-                prompt=stem,
-                answer=text,
-                response=text,
-                keywords=keywords,
+                "open",
+                template,
+                stem,
+                stem,
+                text,
+                text,
+                item.image_path,
+                None,
+                False,
+                None,
+                keywords,
+                split,
+                False,
+                None,
+                user_json,
             )
         )
     return out

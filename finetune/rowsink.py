@@ -1,8 +1,9 @@
 """The store side of an instruction export: rows written by a thread on its own connection.
 
-The configuration's previous rows are deleted first, so plain inserts suffice. SQLite releases
-the GIL while it inserts, so handing batches to a thread lets the generation and
-the exports go on meanwhile. The thread holds one write transaction from the first delete (the
+The configuration's previous rows are deleted first, so plain inserts suffice (when the table
+holds nothing else, all at once: SQLite then frees the pages without visiting each row). SQLite
+releases the GIL while it inserts, so handing batches to a thread lets the generation and the
+exports go on meanwhile. The thread holds one write transaction from the first delete (the
 configuration's previous instruction set) to the end, and commits only when told the export
 succeeded: a failed or killed export leaves the store's rows as they were.
 """
@@ -37,7 +38,15 @@ class RowSink:
         db = store.connect(db_path)
         try:
             db.conn.execute("BEGIN IMMEDIATE")
-            db.conn.execute(f"delete from instructions where run_id in ({run_ids_sql})", params)
+            others = db.conn.execute(
+                "select 1 from instructions where run_id is null or run_id not in"
+                f" ({run_ids_sql}) limit 1",
+                params,
+            ).fetchone()
+            if others is None:  # all rows are the set being replaced: SQLite drops them at
+                db.conn.execute("delete from instructions")  # once, not row by row
+            else:
+                db.conn.execute(f"delete from instructions where run_id in ({run_ids_sql})", params)
             while (batch := self._queue.get()) is not _DONE:
                 if self._error is None:
                     db.conn.executemany(_INSERT, batch)
