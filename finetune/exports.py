@@ -53,7 +53,7 @@ def llamafactory_info() -> dict[str, Any]:
     }
 
 
-def place_image(source: Path, target: Path) -> None:
+def place_image(source: Path | str, target: Path | str) -> None:
     """``target`` becomes the same file as ``source`` (a hard link, else a copy)."""
     try:
         os.link(source, target)
@@ -93,8 +93,8 @@ class Writer:
         """The record's image path relative to the format folder (placed on first use)."""
         if item.slice_id != self._last_slice:  # a slice's instructions come together
             rel = f"images/{item.slice_id}.png"
-            try:
-                place_image(self.store_root / item.image, self.root / rel)
+            try:  # plain strings: a path object per slice costs more than the link
+                place_image(os.path.join(self.store_root, item.image), os.path.join(self.root, rel))
             except FileNotFoundError:
                 raise InvalidRecord(
                     f"slice {item.slice_id}: image {item.image} is missing from the store"

@@ -107,53 +107,55 @@ def _distractors(name: str, value: str) -> tuple[str, ...]:
     return tuple(m.value for m in FIELDS[name] if m.value != value)
 
 
-_DISPLAY: dict[tuple[str, str], str] = {}
+class _Shown(dict):
+    """value -> display text of one field's options, filled as values come up (few exist)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+    def __missing__(self, value: str) -> str:
+        text = self[value] = display_name(self.name, value)
+        return text
 
 
-def _shown(name: str, value: str) -> str:
-    text = _DISPLAY.get((name, value))
-    if text is None:
-        text = _DISPLAY[(name, value)] = display_name(name, value)
-    return text
+_TEXT = {name: _Shown(name) for name in CLOSED_FIELDS}
 
 
 @dataclass(frozen=True, slots=True)
 class _Options:
-    """A closed question's options, shown in one order (cached: the vocabulary bounds them)."""
+    """The options of a closed question as one order shows them."""
 
+    texts: tuple[str, ...]
     letters: dict[str, str]
     listing: str  # "A. ...\nB. ...", as the prompt lists them
     options_json: str
-    answer: str
-    original: str | None
 
 
+# By (field, values shown in order, trap): a few thousand exist whatever the number of slices
+# (about 7,000 for 100,000 synthetic slices); the right letter is worked out per question.
 _OPTIONS: dict[tuple, _Options] = {}
+_OPTIONS_MAX = 1 << 15  # bounded all the same: memory stays flat
 
 
-def _options(name: str, value: str, shown: tuple[str, ...], trap: bool, binary: bool) -> _Options:
-    key = (name, value, shown, trap)
+def _options(name: str, shown: tuple[str, ...], trap: bool, binary: bool) -> _Options:
+    key = (name, shown, trap)
     found = _OPTIONS.get(key)
     if found is not None:
         return found
     if binary:
-        texts = list(shown)
-        right = HEALTHY if value == "no_tumor" else ABNORMAL
+        texts = shown
     else:
-        texts = [*(_shown(name, v) for v in shown), NONE_OF_THE_ABOVE]
-        right = NONE_OF_THE_ABOVE if trap else _shown(name, value)
+        table = _TEXT[name]
+        texts = (*(table[v] for v in shown), NONE_OF_THE_ABOVE)
     letters = dict(zip(ascii_uppercase, texts, strict=False))
     listing = "\n".join(f"{k}. {v}" for k, v in letters.items())
-    if IMAGE_TOKEN in listing:
-        raise ValueError(f"an option of {name} holds the image token")
-    if len(_OPTIONS) >= 1 << 14:  # bounded (a few thousand exist): memory stays flat
+    if IMAGE_TOKEN in listing:  # the user turn's one token is the image's
+        raise ValueError(f"an option of {name} holds {IMAGE_TOKEN}: {listing!r}")
+    if len(_OPTIONS) >= _OPTIONS_MAX:
         _OPTIONS.clear()
     found = _OPTIONS[key] = _Options(
-        letters=letters,
-        listing=listing,
-        options_json=json.dumps(letters, ensure_ascii=False),
-        answer=ascii_uppercase[texts.index(right)],
-        original=_shown(name, value) if trap else None,
+        texts, letters, listing, json.dumps(letters, ensure_ascii=False)
     )
     return found
 
@@ -216,8 +218,12 @@ def _closed_questions(
             if not trap:
                 picked.insert(int(rand() * (k + 1)), value)
             shown = tuple(picked)
-        opts = _options(name, value, shown, trap, binary)
-        answer = opts.answer
+        opts = _options(name, shown, trap, binary)
+        if binary:
+            right = HEALTHY if value == "no_tumor" else ABNORMAL
+        else:
+            right = NONE_OF_THE_ABOVE if trap else _TEXT[name][value]
+        answer = ascii_uppercase[opts.texts.index(right)]
         stem = stems["diagnosis_binary" if binary else name][template]
         prompt = f"{stem}\nOptions:\n{opts.listing}\n{cot_prompt if cot else letter_prompt}"
         if cot:
@@ -226,11 +232,11 @@ def _closed_questions(
                 text = because + _closing(name, value, trap)
             else:
                 if name != "diagnosis":
-                    text = _explain_fixed(name, value, False, trap, None)
+                    text = _explain_fixed(name, value, trap)
                 else:
                     if lesion_key is None:
                         lesion_key = tuple(map(item.findings.get, LESION_FIELDS))
-                    text = _explain_fixed(name, value, binary, trap, lesion_key)
+                    text = _explain_diagnosis(value, binary, trap, lesion_key)
             response = f"Final: {answer}\n{text}"
         else:
             response = answer
@@ -252,7 +258,7 @@ def _closed_questions(
                 image,
                 opts.letters,
                 trap,
-                opts.original,
+                _TEXT[name][value] if trap else None,
                 [],
                 split,
                 False,
@@ -277,28 +283,23 @@ def _closing(name: str, value: str, trap: bool) -> str:
     return f". The answer is {display_name(name, value)}."
 
 
-@lru_cache(maxsize=1 << 14)  # bounded: memory stays flat however many slices
-def _explain_fixed(
-    name: str, value: str, binary: bool, trap: bool, lesion_key: tuple | None
-) -> str:
-    """The explanation of a field whose evidence is not measured (``lesion_key``: the findings'
-    values of LESION_FIELDS in order, for the diagnosis, which cites them)."""
-    findings = dict(zip(LESION_FIELDS, lesion_key, strict=True)) if lesion_key else {}
-    return _explain(findings, {}, name, value, binary, trap)
+@lru_cache(maxsize=1024)
+def _explain_fixed(name: str, value: str, trap: bool) -> str:
+    """The explanation of a field whose evidence is not measured (nor the diagnosis)."""
+    return t.evidence(name, value, {}, {}).rstrip(".") + _closing(name, value, trap)
 
 
-def _explain(f: dict, m: dict, name: str, value: str, binary: bool, trap: bool) -> str:
+def _explain_diagnosis(value: str, binary: bool, trap: bool, lesion_key: tuple) -> str:
+    """The diagnosis's explanation, citing the lesion findings (``lesion_key``: the findings'
+    values of LESION_FIELDS, in order)."""
     if binary:
         if value == "no_tumor":
             return "No lesion is seen on this slice, so it is healthy."
-        seen = _sentence(f) if _has_lesion(f) else "a lesion"
+        seen = _sentence_for(lesion_key) if any(lesion_key) else "a lesion"
         return f"The slice shows {seen}, so it is abnormal."
-    if name == "diagnosis":
-        reason = f"The slice shows {_sentence(f)}." if _has_lesion(f) else ""
-        because = f"{reason} The appearance fits {t.diagnosis_words(value)}".strip()
-    else:
-        because = t.evidence(name, value, f, m).rstrip(".")
-    return because + _closing(name, value, trap)
+    reason = f"The slice shows {_sentence_for(lesion_key)}." if any(lesion_key) else ""
+    because = f"{reason} The appearance fits {t.diagnosis_words(value)}".strip()
+    return because + _closing("diagnosis", value, trap)
 
 
 @lru_cache(maxsize=1 << 14)
@@ -311,17 +312,10 @@ def _keywords_for(key: tuple) -> tuple[str, ...]:
     return tuple(t.keyword(k, v) for k, v in zip(LESION_FIELDS, key, strict=True) if v)
 
 
-def _sentence(values: dict) -> str:
-    """The lesion findings in words (cached: many slices share one combination)."""
-    return _sentence_for(tuple(values.get(k) for k in LESION_FIELDS))
-
-
-def _lesion_keywords(values: dict) -> list[str]:
-    return list(_keywords_for(tuple(values.get(k) for k in LESION_FIELDS)))
-
-
-def _has_lesion(findings: dict) -> bool:
-    return any(findings.get(k) for k in LESION_FIELDS)
+def _lesion_key(values: dict) -> tuple:
+    """The values of LESION_FIELDS, in order: what the lesion's sentence and keywords depend on
+    (the caches' key: many slices share one combination)."""
+    return tuple(map(values.get, LESION_FIELDS))
 
 
 def _measured(m: dict) -> str:
@@ -333,23 +327,29 @@ def _measured(m: dict) -> str:
     return f" It {' and '.join(parts)}." if parts else ""
 
 
-def report_answer(item: AnnotatedSlice, values: dict) -> tuple[str, list[str]]:
+def report_answer(
+    item: AnnotatedSlice, values: dict, key: tuple | None = None
+) -> tuple[str, list[str]]:
+    """The report and its keywords (``key``: :func:`_lesion_key` of ``values``, if known)."""
+    key = _lesion_key(values) if key is None else key
     modality = values.get("modality")
     on = f" on this {display_name('modality', modality)} slice" if modality else ""
     dx = values.get("diagnosis")
     if dx == "no_tumor" or item.findings.get("lesion_found") is False:
         return f"No focal lesion is seen{on}; the brain appears healthy.", ["no focal lesion"]
-    if not _has_lesion(values):
+    if not any(key):
         return f"An abnormality is present{on}; its features are not assessed.", ["abnormality"]
-    text = f"There is {_sentence(values)}{on}.{_measured(item.measurements)}"
-    keywords = _lesion_keywords(values)
+    text = f"There is {_sentence_for(key)}{on}.{_measured(item.measurements)}"
+    keywords = list(_keywords_for(key))
     if dx and dx not in BINARY_DIAGNOSES:
         text += f" The appearance is most consistent with {t.diagnosis_words(dx)}."
         keywords.append(t.diagnosis_words(dx))
     return text, keywords
 
 
-def location_answer(item: AnnotatedSlice, values: dict) -> tuple[str, list[str]]:
+def location_answer(
+    item: AnnotatedSlice, values: dict, key: tuple | None = None
+) -> tuple[str, list[str]]:
     loc, side = values.get("location"), values.get("laterality")
     parts, keywords = [], []
     if loc:
@@ -365,16 +365,19 @@ def location_answer(item: AnnotatedSlice, values: dict) -> tuple[str, list[str]]
     return f"The lesion lies {', '.join(parts)}.", keywords
 
 
-def reasoning_answer(item: AnnotatedSlice, values: dict) -> tuple[str, list[str]]:
+def reasoning_answer(
+    item: AnnotatedSlice, values: dict, key: tuple | None = None
+) -> tuple[str, list[str]]:
+    key = _lesion_key(values) if key is None else key
     dx = values["diagnosis"]
     others = [t.diagnosis_words(v) for v in LOOKALIKES[dx][:2]]
     cue = t.DIAGNOSIS_CUES[dx]
     text = (
-        f"The slice shows {_sentence(values)}.{_measured(item.measurements)} "
+        f"The slice shows {_sentence_for(key)}.{_measured(item.measurements)} "
         f"{cue[0].upper()}{cue[1:]}. Together these findings favour {t.diagnosis_words(dx)} "
         f"over {others[0]} or {others[1]}."
     )
-    return text, _lesion_keywords(values)
+    return text, list(_keywords_for(key))
 
 
 @lru_cache(maxsize=256)
@@ -390,17 +393,18 @@ def _open_stem(task: str, template: int, diagnosis: str | None) -> tuple[str, st
 def open_instructions(
     item: AnnotatedSlice, values: dict, rng: random.Random, split: str = "train"
 ) -> list[Instruction]:
+    key = _lesion_key(values)
     tasks = [("report", report_answer)]
     if values.get("location") or values.get("laterality"):
         tasks.append(("location", location_answer))
     dx = values.get("diagnosis")
-    if dx and dx not in BINARY_DIAGNOSES and _has_lesion(values):
+    if dx and dx not in BINARY_DIAGNOSES and any(key):
         tasks.append(("reasoning", reasoning_answer))
     out = []
     for task, build in tasks:
         template = int(rng.random() * len(t.OPEN_STEMS[task]))
         stem, user_json = _open_stem(task, template, dx)
-        text, keywords = build(item, values)
+        text, keywords = build(item, values, key)
         out.append(
             Instruction(
                 f"{item.run_id}:{item.slice_id}:{task}:open",
