@@ -129,6 +129,7 @@ class _Options:
     texts: tuple[str, ...]
     letters: dict[str, str]
     listing: str  # "A. ...\nB. ...", as the prompt lists them
+    listing_json: str  # the listing JSON-encoded, without its quotes
     options_json: str
 
 
@@ -155,9 +156,25 @@ def _options(name: str, shown: tuple[str, ...], trap: bool, binary: bool) -> _Op
     if len(_OPTIONS) >= _OPTIONS_MAX:
         _OPTIONS.clear()
     found = _OPTIONS[key] = _Options(
-        texts, letters, listing, json.dumps(letters, ensure_ascii=False)
+        texts, letters, listing, _inner(listing), json.dumps(letters, ensure_ascii=False)
     )
     return found
+
+
+def _inner(text: str) -> str:
+    """``text`` JSON-encoded without its quotes: JSON escapes character by character, so the
+    encoding of a concatenation is the concatenation of these."""
+    return encode_string(text)[1:-1]
+
+
+# A closed question's user turn, "<image>" + stem + "\nOptions:\n" + listing + "\n" + how to
+# answer, is JSON-encoded from these pieces, each encoded once.
+_STEM_JSON = {
+    (task, i): '"' + _inner(f"{IMAGE_TOKEN}{stem}\nOptions:\n")
+    for task, stems in t.CLOSED_STEMS.items()
+    for i, stem in enumerate(stems)
+}
+_ASK_JSON = {True: _inner("\n" + t.COT_PROMPT) + '"', False: _inner("\n" + t.LETTER_PROMPT) + '"'}
 
 
 def _check_closed_texts() -> None:
@@ -195,6 +212,7 @@ def _closed_questions(
     diagnosis = values.get("diagnosis")
     cot_rate, trap_rate = options.cot_rate, options.trap_rate
     stems, cot_prompt, letter_prompt = t.CLOSED_STEMS, t.COT_PROMPT, t.LETTER_PROMPT
+    stem_json, ask_json = _STEM_JSON, _ASK_JSON
     lesion_key: tuple | None = None  # the findings' lesion fields, for the explanations
     for name, value in values.items():
         binary = name == "diagnosis" and value in BINARY_DIAGNOSES
@@ -224,8 +242,10 @@ def _closed_questions(
         else:
             right = NONE_OF_THE_ABOVE if trap else _TEXT[name][value]
         answer = ascii_uppercase[opts.texts.index(right)]
-        stem = stems["diagnosis_binary" if binary else name][template]
+        task = "diagnosis_binary" if binary else name
+        stem = stems[task][template]
         prompt = f"{stem}\nOptions:\n{opts.listing}\n{cot_prompt if cot else letter_prompt}"
+        user_json = f"{stem_json[task, template]}{opts.listing_json}{ask_json[cot]}"
         if cot:
             if name in _MEASURED:
                 because = t.evidence(name, value, item.findings, item.measurements).rstrip(".")
@@ -263,7 +283,7 @@ def _closed_questions(
                 split,
                 False,
                 opts.options_json,
-                encode_string(IMAGE_TOKEN + prompt),
+                user_json,
             )
         )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring as _encode_basestring
+from json.encoder import encode_basestring_ascii as _encode_ascii
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,7 @@ class Instruction:
             self.response,
             int(self.trap),
             self.original_answer,
-            json.dumps(self.keywords) if self.keywords else None,
+            keywords_json(self.keywords) if self.keywords else None,
             self.template,
             int(self.paraphrased),
         )
@@ -85,6 +86,14 @@ class Instruction:
 def encode_string(text: str) -> str:
     """``text`` as a JSON string literal, as ``json.dumps(text, ensure_ascii=False)`` writes it."""
     return _encode_basestring(text)
+
+
+def keywords_json(keywords: list[str]) -> str:
+    """``json.dumps(keywords)``, byte for byte, without its per-call cost (which is about four
+    times that of encoding the strings: it builds an encoder each time)."""
+    if all(type(k) is str for k in keywords):
+        return "[" + ", ".join(map(_encode_ascii, keywords)) + "]"
+    return json.dumps(keywords)
 
 
 def check_turns(user: str, response: str, n_images: int) -> None:
