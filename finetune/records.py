@@ -60,7 +60,15 @@ class Instruction:
         ]
 
     def row(self) -> tuple[Any, ...]:
-        """The `instructions` table row, in :data:`ROW_COLUMNS` order."""
+        """The `instructions` table row, in :data:`ROW_COLUMNS` order.
+
+        The columns of :data:`NULLABLE_AS_EMPTY` hold ``""`` for NULL (they are never empty
+        otherwise): the insert maps it back (``nullif``), since Python's sqlite3 binds a string
+        far faster than ``None``, which it first tries to adapt.
+        """
+        options = self.options_json
+        if options is None:
+            options = "" if self.options is None else json.dumps(self.options, ensure_ascii=False)
         return (
             self.id,
             self.slice_id,
@@ -68,16 +76,14 @@ class Instruction:
             self.task,
             self.kind,
             self.question,
-            self.options_json
-            if self.options_json is not None
-            else (None if self.options is None else json.dumps(self.options, ensure_ascii=False)),
+            options,
             self.answer,
             self.split,
             self.style,
             self.response,
             int(self.trap),
-            self.original_answer,
-            keywords_json(self.keywords) if self.keywords else None,
+            self.original_answer or "",
+            keywords_json(self.keywords) if self.keywords else "",
             self.template,
             int(self.paraphrased),
         )
@@ -124,6 +130,8 @@ ROW_COLUMNS = (
     "template",
     "paraphrased",
 )
+# Columns whose NULL a row carries as "" (see Instruction.row).
+NULLABLE_AS_EMPTY = frozenset({"options", "original_answer", "keywords"})
 
 
 def validate_messages(

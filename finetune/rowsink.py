@@ -17,9 +17,12 @@ from itertools import chain
 from pathlib import Path
 
 from neuroonco import store
-from neuroonco.finetune.records import ROW_COLUMNS
+from neuroonco.finetune.records import NULLABLE_AS_EMPTY, ROW_COLUMNS
 
-_ROW = f"({', '.join('?' for _ in ROW_COLUMNS)})"
+# A row carries NULL as "" in the nullable text columns (records.Instruction.row says why).
+_ROW = (
+    "(" + ", ".join("nullif(?, '')" if c in NULLABLE_AS_EMPTY else "?" for c in ROW_COLUMNS) + ")"
+)
 _INSERT = f"insert into instructions ({', '.join(ROW_COLUMNS)}) values {_ROW}"
 # Rows go in 32 to a statement: each execution of an insert pays for opening the table and its
 # index and for a round trip through the sqlite3 module, about a seventh of a row's cost alone.
