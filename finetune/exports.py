@@ -127,11 +127,6 @@ _LF_HEAD = '{"messages": [{"role": "user", "content": '
 _LF_MID = '}, {"role": "assistant", "content": '
 
 
-def _check_response(response: str) -> None:
-    if not response or response.isspace() or IMAGE_TOKEN in response:
-        raise InvalidRecord("the assistant turn is empty or holds an image token")
-
-
 class LlamaFactoryWriter(Writer):
     name = "llamafactory"
     _tail_of: str | None = None
@@ -141,23 +136,20 @@ class LlamaFactoryWriter(Writer):
     # gives, from the user turn the generator encoded once (`Instruction.user_json`).
 
     def encode(self, item: Instruction, image: str) -> str:
+        """The record's line, validated: one <image> token in the user turn (JSON encoding
+        neither makes nor hides one), a non-empty assistant turn without one, user then
+        assistant."""
         if image != self._tail_of:  # a slice's records share their image: encoded once
             self._tail_of, self._tail = image, '}], "images": [' + encode_string(image) + "]}\n"
-        return self._line(item) + self._tail
-
-    def _line(self, item: Instruction) -> str:
-        """The record up to its images, validated: one <image> token in the user turn (JSON
-        encoding neither makes nor hides one), a non-empty assistant turn without one, user
-        then assistant."""
-        user = item.user_json
+        user, response = item.user_json, item.response
         if user is None:
-            check_turns(item.user_content, item.response, 1)
+            check_turns(item.user_content, response, 1)
             user = encode_string(item.user_content)
-        else:
-            if user.count(IMAGE_TOKEN) != 1:
-                raise InvalidRecord(f"{user.count(IMAGE_TOKEN)} {IMAGE_TOKEN} token(s) for 1 image")
-            _check_response(item.response)
-        return _LF_HEAD + user + _LF_MID + encode_string(item.response)
+        elif user.count(IMAGE_TOKEN) != 1:
+            raise InvalidRecord(f"{user.count(IMAGE_TOKEN)} {IMAGE_TOKEN} token(s) for 1 image")
+        elif not response or response.isspace() or IMAGE_TOKEN in response:
+            raise InvalidRecord("the assistant turn is empty or holds an image token")
+        return f"{_LF_HEAD}{user}{_LF_MID}{encode_string(response)}{self._tail}"
 
     def write_slice(self, items: list[Instruction]) -> None:
         if not items:

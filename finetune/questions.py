@@ -100,11 +100,18 @@ def generate(
     return out
 
 
-@lru_cache(maxsize=256)
+_DISTRACTORS: dict[tuple[str, str], tuple[str, ...]] = {}
+
+
 def _distractors(name: str, value: str) -> tuple[str, ...]:
-    if name == "diagnosis":
-        return LOOKALIKES[value]
-    return tuple(m.value for m in FIELDS[name] if m.value != value)
+    found = _DISTRACTORS.get((name, value))
+    if found is None:  # a field's values and the look-alike table bound these
+        if name == "diagnosis":
+            found = LOOKALIKES[value]
+        else:
+            found = tuple(m.value for m in FIELDS[name] if m.value != value)
+        _DISTRACTORS[name, value] = found
+    return found
 
 
 class _Shown(dict):
