@@ -85,7 +85,9 @@ class Writer:
     def _file(self, split: str) -> TextIO:
         handle = self.files.get(split)
         if handle is None:
-            handle = (self.root / f"{split}{self.suffix}").open("w", encoding="utf-8")
+            # A large buffer: a few hundred writes for a large set, not one per 8 KiB.
+            path = self.root / f"{split}{self.suffix}"
+            handle = path.open("w", encoding="utf-8", buffering=1 << 20)
             self.files[split] = handle
         return handle
 
