@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import sqlite_utils
 
 from neuroonco.agents.evidence import intensity_hints
@@ -178,7 +179,7 @@ def iter_slices(
                 slice_id=row[0],
                 run_id=row[1],
                 status=row[2],
-                findings=json.loads(row[3] or "{}"),
+                findings=_json(row[3]),
                 subject_id=row[4] or row[0],
                 group_id=row[5],
                 dataset=row[6],
@@ -186,7 +187,7 @@ def iter_slices(
                 modality=row[8],
                 label=row[9],
                 split_hint=row[10],
-                measurements=json.loads(row[11] or "{}"),
+                measurements=_json(row[11]),
             )
             if not reviewed:
                 yield item
@@ -241,6 +242,17 @@ def apply_review(item: AnnotatedSlice, values: dict[str, Any]) -> AnnotatedSlice
             }
     item.findings, item.measurements, item.reviewed = findings, m, True
     return item
+
+
+def _json(text: str | None) -> dict[str, Any]:
+    """A stored JSON object (``{}`` for none). orjson reads it several times faster than json,
+    which still reads what orjson refuses (NaN, which json.dumps writes)."""
+    if not text:
+        return {}
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def iter_split_keys(db: sqlite_utils.Database, choice: RunChoice, statuses: tuple[str, ...]):

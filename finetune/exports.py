@@ -53,7 +53,7 @@ def llamafactory_info() -> dict[str, Any]:
     }
 
 
-def place_image(source: Path, target: Path) -> None:
+def place_image(source: Path | str, target: Path | str) -> None:
     """``target`` becomes the same file as ``source`` (a hard link, else a copy)."""
     try:
         os.link(source, target)
@@ -85,7 +85,9 @@ class Writer:
     def _file(self, split: str) -> TextIO:
         handle = self.files.get(split)
         if handle is None:
-            handle = (self.root / f"{split}{self.suffix}").open("w", encoding="utf-8")
+            # A large buffer: a few hundred writes for a large set, not one per 8 KiB.
+            path = self.root / f"{split}{self.suffix}"
+            handle = path.open("w", encoding="utf-8", buffering=1 << 20)
             self.files[split] = handle
         return handle
 
@@ -93,8 +95,8 @@ class Writer:
         """The record's image path relative to the format folder (placed on first use)."""
         if item.slice_id != self._last_slice:  # a slice's instructions come together
             rel = f"images/{item.slice_id}.png"
-            try:
-                place_image(self.store_root / item.image, self.root / rel)
+            try:  # plain strings: a path object per slice costs more than the link
+                place_image(os.path.join(self.store_root, item.image), os.path.join(self.root, rel))
             except FileNotFoundError:
                 raise InvalidRecord(
                     f"slice {item.slice_id}: image {item.image} is missing from the store"
@@ -108,6 +110,11 @@ class Writer:
         handle.write(self.encode(item, image))
         self.counts[item.split] += 1
 
+    def write_slice(self, items: list[Instruction]) -> None:
+        """Every instruction of one slice, in order (the exporter's hot path)."""
+        for item in items:
+            self.write(item)
+
     def encode(self, item: Instruction, image: str) -> str:
         raise NotImplementedError
 
@@ -118,26 +125,46 @@ class Writer:
             handle.close()
 
 
+_LF_HEAD = '{"messages": [{"role": "user", "content": '
+_LF_MID = '}, {"role": "assistant", "content": '
+
+
 class LlamaFactoryWriter(Writer):
     name = "llamafactory"
+    _tail_of: str | None = None
+    _tail = ""
+
+    # Records are written by hand, byte for byte what json.dumps(record, ensure_ascii=False)
+    # gives, from the user turn the generator encoded once (`Instruction.user_json`).
 
     def encode(self, item: Instruction, image: str) -> str:
-        # Written by hand, byte for byte what json.dumps(record, ensure_ascii=False) gives:
-        # the cached user turn is reused across the many questions that share it.
-        if item.user_json is None:
-            check_turns(item.user_content, item.response, 1)
+        """The record's line, validated: one <image> token in the user turn (JSON encoding
+        neither makes nor hides one), a non-empty assistant turn without one, user then
+        assistant."""
+        if image != self._tail_of:  # a slice's records share their image: encoded once
+            self._tail_of, self._tail = image, '}], "images": [' + encode_string(image) + "]}\n"
+        user, response = item.user_json, item.response
+        if user is None:
+            check_turns(item.user_content, response, 1)
             user = encode_string(item.user_content)
-        else:  # a cached frame, its user turn checked when the frame was made
-            check_turns(IMAGE_TOKEN, item.response, 1)
-            user = item.user_json
-        return (
-            '{"messages": [{"role": "user", "content": ' + user + '}, {"role": "assistant", '
-            '"content": '
-            + encode_string(item.response)
-            + '}], "images": ['
-            + encode_string(image)
-            + "]}\n"
-        )
+        elif user.count(IMAGE_TOKEN) != 1:
+            raise InvalidRecord(f"{user.count(IMAGE_TOKEN)} {IMAGE_TOKEN} token(s) for 1 image")
+        elif not response or response.isspace() or IMAGE_TOKEN in response:
+            raise InvalidRecord("the assistant turn is empty or holds an image token")
+        return f"{_LF_HEAD}{user}{_LF_MID}{encode_string(response)}{self._tail}"
+
+    def write_slice(self, items: list[Instruction]) -> None:
+        if not items:
+            return
+        first = items[0]
+        slice_id, split = first.slice_id, first.split
+        if any(i.slice_id != slice_id or i.split != split for i in items):
+            super().write_slice(items)  # not one slice's: record by record
+            return
+        image = self.image_for(first)  # placed (and checked) once per slice
+        encode = self.encode
+        self._file(split).write("".join([encode(i, image) for i in items]))
+        self.counts[split] += len(items)
 
     def close(self) -> None:
         super().close()

@@ -23,6 +23,7 @@ from neuroonco.finetune import annotated
 from neuroonco.finetune.annotated import NothingToExport, RunChoice
 from neuroonco.finetune.exports import FORMATS, make_writers
 from neuroonco.finetune.questions import GenerationOptions, generate, vocabulary_values
+from neuroonco.finetune.records import Instruction
 from neuroonco.finetune.rowsink import RowSink
 from neuroonco.finetune.splits import SplitPlan, SplitRatios, plan_splits
 from neuroonco.finetune.stats import StatsCollector, write_stats
@@ -169,16 +170,19 @@ def build_instructions(
 
 def _stream(db, choice, opts, plan, gen, writers, stats, sink, on_slice, total, paraphraser):
     batch: list[tuple] = []
+    row = Instruction.row
     for done, (item, split) in enumerate(_slices_with_splits(db, choice, opts, plan)):
-        stats.add_slice(vocabulary_values(item.findings), split, item.subject_id)
-        for ins in generate(item, gen):
-            ins.split = split
-            if paraphraser is not None and ins.kind == "open":
-                paraphraser.apply(ins, item)
-            for writer in writers:
-                writer.write(ins)
-            stats.add(ins)
-            batch.append(ins.row())
+        values = vocabulary_values(item.findings)
+        stats.add_slice(values, split, item.subject_id)
+        made = generate(item, gen, split=split, values=values)
+        if paraphraser is not None:
+            for ins in made:
+                if ins.kind == "open":
+                    paraphraser.apply(ins, item)
+        for writer in writers:
+            writer.write_slice(made)
+        stats.add_slice_instructions(made)
+        batch += map(row, made)
         if len(batch) >= 4000:
             sink.put(batch)
             batch = []

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from string import ascii_uppercase
@@ -79,158 +80,253 @@ def vocabulary_values(findings: dict) -> dict[str, str]:
     return out
 
 
-def generate(item: AnnotatedSlice, options: GenerationOptions) -> list[Instruction]:
-    """Every instruction of one slice: closed questions first, then open tasks."""
+def generate(
+    item: AnnotatedSlice,
+    options: GenerationOptions,
+    *,
+    split: str = "train",
+    values: dict[str, str] | None = None,
+) -> list[Instruction]:
+    """Every instruction of one slice: closed questions first, then open tasks.
+
+    ``values`` (:func:`vocabulary_values` of the findings) may be passed when the caller has it.
+    """
     rng = slice_rng(options.seed, item.slice_id)
-    values = vocabulary_values(item.findings)
-    out = [closed_question(item, name, values, rng, options) for name in values]
-    out += open_instructions(item, values, rng)
+    if values is None:
+        values = vocabulary_values(item.findings)
+    out: list[Instruction] = []
+    _closed_questions(item, values, rng.random, options, split, out)
+    out += open_instructions(item, values, rng, split)
     return out
 
 
-def _base(item: AnnotatedSlice, values: dict, task: str, kind: str, **kw) -> Instruction:
-    return Instruction(
-        id=instruction_id(item.run_id, item.slice_id, task, kind),
-        slice_id=item.slice_id,
-        run_id=item.run_id,
-        subject_id=item.subject_id,
-        diagnosis=values.get("diagnosis"),
-        task=task,
-        kind=kind,
-        image=item.image_path,
-        **kw,
-    )
+_DISTRACTORS: dict[tuple[str, str], tuple[str, ...]] = {}
 
 
-@lru_cache(maxsize=256)
 def _distractors(name: str, value: str) -> tuple[str, ...]:
-    if name == "diagnosis":
-        return LOOKALIKES[value]
-    return tuple(m.value for m in FIELDS[name] if m.value != value)
+    found = _DISTRACTORS.get((name, value))
+    if found is None:  # a field's values and the look-alike table bound these
+        if name == "diagnosis":
+            found = LOOKALIKES[value]
+        else:
+            found = tuple(m.value for m in FIELDS[name] if m.value != value)
+        _DISTRACTORS[name, value] = found
+    return found
 
 
-def _sample(pool: tuple[str, ...], k: int, rand) -> list[str]:
-    """``k`` of ``pool`` in random order (a partial Fisher-Yates shuffle: k draws)."""
-    items = list(pool)
-    n = len(items)
-    for i in range(min(k, n)):
-        j = i + int(rand() * (n - i))
-        items[i], items[j] = items[j], items[i]
-    return items[: min(k, n)]
+class _Shown(dict):
+    """value -> display text of one field's options, filled as values come up (few exist)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+    def __missing__(self, value: str) -> str:
+        text = self[value] = display_name(self.name, value)
+        return text
 
 
-_DISPLAY: dict[tuple[str, str], str] = {}
-
-
-def _shown(name: str, value: str) -> str:
-    text = _DISPLAY.get((name, value))
-    if text is None:
-        text = _DISPLAY[(name, value)] = display_name(name, value)
-    return text
+_TEXT = {name: _Shown(name) for name in CLOSED_FIELDS}
 
 
 @dataclass(frozen=True, slots=True)
-class _Frame:
-    """Everything of a closed question that does not depend on the slice (cached: few exist)."""
+class _Options:
+    """The options of a closed question as one order shows them."""
 
-    stem: str
+    texts: tuple[str, ...]
     letters: dict[str, str]
-    answer: str
-    prompt: str
+    listing: str  # "A. ...\nB. ...", as the prompt lists them
+    listing_json: str  # the listing JSON-encoded, without its quotes
     options_json: str
-    user_json: str  # the user turn's content, JSON-encoded, with its <image> token
-    original: str | None
 
 
-@lru_cache(maxsize=1 << 13)  # bounded: memory stays flat however many slices
-def _frame(
-    name: str, value: str, template: int, cot: bool, shown: tuple[str, ...], trap: bool
-) -> _Frame:
-    binary = name == "diagnosis" and value in BINARY_DIAGNOSES
-    stem = t.CLOSED_STEMS["diagnosis_binary" if binary else name][template]
+# By (field, values shown in order, trap): a few thousand exist whatever the number of slices
+# (about 7,000 for 100,000 synthetic slices); the right letter is worked out per question.
+_OPTIONS: dict[tuple, _Options] = {}
+_OPTIONS_MAX = 1 << 15  # bounded all the same: memory stays flat
+
+
+def _options(name: str, shown: tuple[str, ...], trap: bool, binary: bool) -> _Options:
+    key = (name, shown, trap)
+    found = _OPTIONS.get(key)
+    if found is not None:
+        return found
     if binary:
-        texts = list(shown)
-        right = HEALTHY if value == "no_tumor" else ABNORMAL
+        texts = shown
     else:
-        texts = [*(_shown(name, v) for v in shown), NONE_OF_THE_ABOVE]
-        right = NONE_OF_THE_ABOVE if trap else _shown(name, value)
+        table = _TEXT[name]
+        texts = (*(table[v] for v in shown), NONE_OF_THE_ABOVE)
     letters = dict(zip(ascii_uppercase, texts, strict=False))
     listing = "\n".join(f"{k}. {v}" for k, v in letters.items())
-    prompt = f"{stem}\nOptions:\n{listing}\n{t.COT_PROMPT if cot else t.LETTER_PROMPT}"
-    check_turns(IMAGE_TOKEN + prompt, "-", 1)  # the user turn of every record using the frame
-    return _Frame(
-        stem=stem,
-        letters=letters,
-        answer=ascii_uppercase[texts.index(right)],
-        prompt=prompt,
-        options_json=json.dumps(letters, ensure_ascii=False),
-        user_json=encode_string(IMAGE_TOKEN + prompt),
-        original=_shown(name, value) if trap else None,
+    if IMAGE_TOKEN in listing:  # the user turn's one token is the image's
+        raise ValueError(f"an option of {name} holds {IMAGE_TOKEN}: {listing!r}")
+    if len(_OPTIONS) >= _OPTIONS_MAX:
+        _OPTIONS.clear()
+    found = _OPTIONS[key] = _Options(
+        texts, letters, listing, _inner(listing), json.dumps(letters, ensure_ascii=False)
     )
+    return found
 
 
-def closed_question(
-    item: AnnotatedSlice, name: str, values: dict, rng: random.Random, options: GenerationOptions
-) -> Instruction:
-    value = values[name]
-    rand = rng.random
-    binary = name == "diagnosis" and value in BINARY_DIAGNOSES
-    template = int(rand() * 3)  # every task has three stems (a test holds this)
-    cot = rand() < options.cot_rate
-    trap_draw = rand()
-    if binary:
-        shown = (HEALTHY, ABNORMAL) if rand() < 0.5 else (ABNORMAL, HEALTHY)
-        trap = False
-    else:
-        trap = trap_draw < options.trap_rate
-        picked = _sample(_distractors(name, value), MAX_OPTIONS - (0 if trap else 1), rand)
-        if not trap:
-            picked.insert(int(rand() * (len(picked) + 1)), value)
-        shown = tuple(picked)
-    frame = _frame(name, value, template, cot, shown, trap)
-    answer = frame.answer
-    response = f"Final: {answer}\n{_explain(item, name, value, binary, trap)}" if cot else answer
-    return Instruction(
-        f"{item.run_id}:{item.slice_id}:{name}:closed",
-        item.slice_id,
-        item.run_id,
-        item.subject_id,
-        values.get("diagnosis"),
-        name,
-        "closed",
-        "cot" if cot else "letter",
-        template,
-        frame.stem,
-        frame.prompt,
-        answer,
-        response,
-        item.image_path,
-        frame.letters,
-        trap,
-        frame.original,
-        options_json=frame.options_json,
-        user_json=frame.user_json,
-    )
+def _inner(text: str) -> str:
+    """``text`` JSON-encoded without its quotes: JSON escapes character by character, so the
+    encoding of a concatenation is the concatenation of these."""
+    return encode_string(text)[1:-1]
 
 
-def _explain(item: AnnotatedSlice, name: str, value: str, binary: bool, trap: bool) -> str:
-    f, m = item.findings, item.measurements
+# A closed question's user turn, "<image>" + stem + "\nOptions:\n" + listing + "\n" + how to
+# answer, is JSON-encoded from these pieces, each encoded once.
+_STEM_JSON = {
+    (task, i): '"' + _inner(f"{IMAGE_TOKEN}{stem}\nOptions:\n")
+    for task, stems in t.CLOSED_STEMS.items()
+    for i, stem in enumerate(stems)
+}
+_ASK_JSON = {True: _inner("\n" + t.COT_PROMPT) + '"', False: _inner("\n" + t.LETTER_PROMPT) + '"'}
+
+
+def _check_closed_texts() -> None:
+    """The stems and answer instructions hold no image token, so a closed question's user turn,
+    ``<image>`` + stem, options and instruction joined by newlines, holds exactly one (no token
+    can span a newline); the options are checked as they are made."""
+    texts = [*(s for stems in t.CLOSED_STEMS.values() for s in stems)]
+    for text in (*texts, t.COT_PROMPT, t.LETTER_PROMPT):
+        if IMAGE_TOKEN in text:
+            raise ValueError(f"a closed-question template holds the image token: {text!r}")
+
+
+_check_closed_texts()
+
+
+_BINARY_ORDERS = ((HEALTHY, ABNORMAL), (ABNORMAL, HEALTHY))
+
+
+def _closed_questions(
+    item: AnnotatedSlice,
+    values: dict[str, str],
+    rand: Callable[[], float],
+    options: GenerationOptions,
+    split: str,
+    out: list[Instruction],
+) -> None:
+    """One multiple-choice question per field in ``values``, appended to ``out``.
+
+    The hot loop of the instruction set (about nine per slice), so the slice's constants are
+    bound once and the draws are inlined; the order of the draws is the contract that keeps a
+    seed's questions the same: template, style, trap, then the options.
+    """
+    slice_id, run_id, subject, image = item.slice_id, item.run_id, item.subject_id, item.image_path
+    prefix = f"{run_id}:{slice_id}:"
+    diagnosis = values.get("diagnosis")
+    cot_rate, trap_rate = options.cot_rate, options.trap_rate
+    stems, cot_prompt, letter_prompt = t.CLOSED_STEMS, t.COT_PROMPT, t.LETTER_PROMPT
+    stem_json, ask_json = _STEM_JSON, _ASK_JSON
+    lesion_key: tuple | None = None  # the findings' lesion fields, for the explanations
+    for name, value in values.items():
+        binary = name == "diagnosis" and value in BINARY_DIAGNOSES
+        template = int(rand() * 3)  # every task has three stems (a test holds this)
+        cot = rand() < cot_rate
+        trap_draw = rand()
+        if binary:
+            shown = _BINARY_ORDERS[0] if rand() < 0.5 else _BINARY_ORDERS[1]
+            trap = False
+        else:
+            trap = trap_draw < trap_rate
+            # k of the distractors in random order (a partial Fisher-Yates shuffle: k draws),
+            # then the right value at a random place unless this is a trap.
+            picked = list(_distractors(name, value))
+            n = len(picked)
+            k = min(MAX_OPTIONS if trap else MAX_OPTIONS - 1, n)
+            for i in range(k):
+                j = i + int(rand() * (n - i))
+                picked[i], picked[j] = picked[j], picked[i]
+            del picked[k:]
+            if not trap:
+                picked.insert(int(rand() * (k + 1)), value)
+            shown = tuple(picked)
+        opts = _options(name, shown, trap, binary)
+        if binary:
+            right = HEALTHY if value == "no_tumor" else ABNORMAL
+        else:
+            right = NONE_OF_THE_ABOVE if trap else _TEXT[name][value]
+        answer = ascii_uppercase[opts.texts.index(right)]
+        task = "diagnosis_binary" if binary else name
+        stem = stems[task][template]
+        prompt = f"{stem}\nOptions:\n{opts.listing}\n{cot_prompt if cot else letter_prompt}"
+        user_json = f"{stem_json[task, template]}{opts.listing_json}{ask_json[cot]}"
+        if cot:
+            if name in _MEASURED:
+                because = t.evidence(name, value, item.findings, item.measurements).rstrip(".")
+                text = because + _closing(name, value, trap)
+            else:
+                if name != "diagnosis":
+                    text = _explain_fixed(name, value, trap)
+                else:
+                    if lesion_key is None:
+                        lesion_key = tuple(map(item.findings.get, LESION_FIELDS))
+                    text = _explain_diagnosis(value, binary, trap, lesion_key)
+            response = f"Final: {answer}\n{text}"
+        else:
+            response = answer
+        out.append(
+            Instruction(
+                prefix + name + ":closed",
+                slice_id,
+                run_id,
+                subject,
+                diagnosis,
+                name,
+                "closed",
+                "cot" if cot else "letter",
+                template,
+                stem,
+                prompt,
+                answer,
+                response,
+                image,
+                opts.letters,
+                trap,
+                _TEXT[name][value] if trap else None,
+                [],
+                split,
+                False,
+                opts.options_json,
+                user_json,
+            )
+        )
+
+
+# Explanations of these fields cite the slice's measurements; every other field's explanation
+# depends only on the value and the lesion findings, so it is made once per combination.
+_MEASURED = t.EVIDENCE_FROM_MEASUREMENTS
+
+
+@lru_cache(maxsize=1024)
+def _closing(name: str, value: str, trap: bool) -> str:
+    if trap:
+        return (
+            f". {display_name(name, value)} is not among the options, "
+            "so none of the above is right."
+        )
+    return f". The answer is {display_name(name, value)}."
+
+
+@lru_cache(maxsize=1024)
+def _explain_fixed(name: str, value: str, trap: bool) -> str:
+    """The explanation of a field whose evidence is not measured (nor the diagnosis)."""
+    return t.evidence(name, value, {}, {}).rstrip(".") + _closing(name, value, trap)
+
+
+def _explain_diagnosis(value: str, binary: bool, trap: bool, lesion_key: tuple) -> str:
+    """The diagnosis's explanation, citing the lesion findings (``lesion_key``: the findings'
+    values of LESION_FIELDS, in order)."""
     if binary:
         if value == "no_tumor":
             return "No lesion is seen on this slice, so it is healthy."
-        seen = _sentence(f) if _has_lesion(f) else "a lesion"
+        seen = _sentence_for(lesion_key) if any(lesion_key) else "a lesion"
         return f"The slice shows {seen}, so it is abnormal."
-    if name == "diagnosis":
-        reason = f"The slice shows {_sentence(f)}." if _has_lesion(f) else ""
-        because = f"{reason} The appearance fits {t.diagnosis_words(value)}".strip()
-    else:
-        because = t.evidence(name, value, f, m).rstrip(".")
-    if trap:
-        return (
-            f"{because}. {display_name(name, value)} is not among the options, "
-            "so none of the above is right."
-        )
-    return f"{because}. The answer is {display_name(name, value)}."
+    reason = f"The slice shows {_sentence_for(lesion_key)}." if any(lesion_key) else ""
+    because = f"{reason} The appearance fits {t.diagnosis_words(value)}".strip()
+    return because + _closing("diagnosis", value, trap)
 
 
 @lru_cache(maxsize=1 << 14)
@@ -243,17 +339,10 @@ def _keywords_for(key: tuple) -> tuple[str, ...]:
     return tuple(t.keyword(k, v) for k, v in zip(LESION_FIELDS, key, strict=True) if v)
 
 
-def _sentence(values: dict) -> str:
-    """The lesion findings in words (cached: many slices share one combination)."""
-    return _sentence_for(tuple(values.get(k) for k in LESION_FIELDS))
-
-
-def _lesion_keywords(values: dict) -> list[str]:
-    return list(_keywords_for(tuple(values.get(k) for k in LESION_FIELDS)))
-
-
-def _has_lesion(findings: dict) -> bool:
-    return any(findings.get(k) for k in LESION_FIELDS)
+def _lesion_key(values: dict) -> tuple:
+    """The values of LESION_FIELDS, in order: what the lesion's sentence and keywords depend on
+    (the caches' key: many slices share one combination)."""
+    return tuple(map(values.get, LESION_FIELDS))
 
 
 def _measured(m: dict) -> str:
@@ -265,23 +354,29 @@ def _measured(m: dict) -> str:
     return f" It {' and '.join(parts)}." if parts else ""
 
 
-def report_answer(item: AnnotatedSlice, values: dict) -> tuple[str, list[str]]:
+def report_answer(
+    item: AnnotatedSlice, values: dict, key: tuple | None = None
+) -> tuple[str, list[str]]:
+    """The report and its keywords (``key``: :func:`_lesion_key` of ``values``, if known)."""
+    key = _lesion_key(values) if key is None else key
     modality = values.get("modality")
     on = f" on this {display_name('modality', modality)} slice" if modality else ""
     dx = values.get("diagnosis")
     if dx == "no_tumor" or item.findings.get("lesion_found") is False:
         return f"No focal lesion is seen{on}; the brain appears healthy.", ["no focal lesion"]
-    if not _has_lesion(values):
+    if not any(key):
         return f"An abnormality is present{on}; its features are not assessed.", ["abnormality"]
-    text = f"There is {_sentence(values)}{on}.{_measured(item.measurements)}"
-    keywords = _lesion_keywords(values)
+    text = f"There is {_sentence_for(key)}{on}.{_measured(item.measurements)}"
+    keywords = list(_keywords_for(key))
     if dx and dx not in BINARY_DIAGNOSES:
         text += f" The appearance is most consistent with {t.diagnosis_words(dx)}."
         keywords.append(t.diagnosis_words(dx))
     return text, keywords
 
 
-def location_answer(item: AnnotatedSlice, values: dict) -> tuple[str, list[str]]:
+def location_answer(
+    item: AnnotatedSlice, values: dict, key: tuple | None = None
+) -> tuple[str, list[str]]:
     loc, side = values.get("location"), values.get("laterality")
     parts, keywords = [], []
     if loc:
@@ -297,44 +392,70 @@ def location_answer(item: AnnotatedSlice, values: dict) -> tuple[str, list[str]]
     return f"The lesion lies {', '.join(parts)}.", keywords
 
 
-def reasoning_answer(item: AnnotatedSlice, values: dict) -> tuple[str, list[str]]:
+def reasoning_answer(
+    item: AnnotatedSlice, values: dict, key: tuple | None = None
+) -> tuple[str, list[str]]:
+    key = _lesion_key(values) if key is None else key
     dx = values["diagnosis"]
     others = [t.diagnosis_words(v) for v in LOOKALIKES[dx][:2]]
     cue = t.DIAGNOSIS_CUES[dx]
     text = (
-        f"The slice shows {_sentence(values)}.{_measured(item.measurements)} "
+        f"The slice shows {_sentence_for(key)}.{_measured(item.measurements)} "
         f"{cue[0].upper()}{cue[1:]}. Together these findings favour {t.diagnosis_words(dx)} "
         f"over {others[0]} or {others[1]}."
     )
-    return text, _lesion_keywords(values)
+    return text, list(_keywords_for(key))
 
 
-def open_instructions(item: AnnotatedSlice, values: dict, rng: random.Random) -> list[Instruction]:
+@lru_cache(maxsize=256)
+def _open_stem(task: str, template: int, diagnosis: str | None) -> tuple[str, str]:
+    """An open task's stem and its user turn, JSON-encoded with the <image> token (checked)."""
+    stem = t.OPEN_STEMS[task][template].format(
+        diagnosis=t.diagnosis_words(diagnosis) if diagnosis else ""
+    )
+    check_turns(IMAGE_TOKEN + stem, "-", 1)
+    return stem, encode_string(IMAGE_TOKEN + stem)
+
+
+def open_instructions(
+    item: AnnotatedSlice, values: dict, rng: random.Random, split: str = "train"
+) -> list[Instruction]:
+    key = _lesion_key(values)
     tasks = [("report", report_answer)]
     if values.get("location") or values.get("laterality"):
         tasks.append(("location", location_answer))
     dx = values.get("diagnosis")
-    if dx and dx not in BINARY_DIAGNOSES and _has_lesion(values):
+    if dx and dx not in BINARY_DIAGNOSES and any(key):
         tasks.append(("reasoning", reasoning_answer))
     out = []
     for task, build in tasks:
-        stems = t.OPEN_STEMS[task]
-        template = int(rng.random() * len(stems))
-        stem = stems[template].format(diagnosis=t.diagnosis_words(dx) if dx else "")
-        text, keywords = build(item, values)
+        template = int(rng.random() * len(t.OPEN_STEMS[task]))
+        stem, user_json = _open_stem(task, template, dx)
+        text, keywords = build(item, values, key)
         out.append(
-            _base(
-                item,
-                values,
+            Instruction(
+                f"{item.run_id}:{item.slice_id}:{task}:open",
+                item.slice_id,
+                item.run_id,
+                item.subject_id,
+                dx,
                 task,
                 "open",
-                style="open",
-                template=template,
-                question=stem,
-                prompt=stem,
-                answer=text,
-                response=text,
-                keywords=keywords,
+                "open",
+                template,
+                stem,
+                stem,
+                text,
+                text,
+                item.image_path,
+                None,
+                False,
+                None,
+                keywords,
+                split,
+                False,
+                None,
+                user_json,
             )
         )
     return out

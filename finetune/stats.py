@@ -39,6 +39,12 @@ class StatsCollector:
         key = (item.task, item.kind, item.style, item.split, item.diagnosis, item.trap)
         self._combos[key] = self._combos.get(key, 0) + 1
 
+    def add_slice_instructions(self, items: list[Instruction]) -> None:
+        combos = self._combos
+        for item in items:
+            key = (item.task, item.kind, item.style, item.split, item.diagnosis, item.trap)
+            combos[key] = combos.get(key, 0) + 1
+
     def _tally(self) -> None:
         for (task, kind, style, split, diagnosis, trap), n in self._combos.items():
             self.by["task"][task] += n

@@ -162,6 +162,13 @@ def _num(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+# The fields whose evidence sentence cites the measurements; every other field's depends on its
+# value alone (instruction generation caches those: keep this in step with `evidence`).
+EVIDENCE_FROM_MEASUREMENTS = frozenset(
+    {"size", "shape", "spread", "location", "signal_intensity", "texture", "margins"}
+)
+
+
 def evidence(field: str, value: str, findings: dict, measurements: dict) -> str:
     """One sentence citing the measurement behind ``value`` of ``field`` (or the finding alone)."""
     m, shown = measurements, display_name(field, value)

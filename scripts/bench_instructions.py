@@ -9,7 +9,8 @@
    writing JSONL, linking images, inserting the `instructions` rows), on both stores.
 3. The baseline, in its own process, in the same run: a plain loop over the same records (read
    back from the `instructions` rows ours wrote, streamed) that writes each one with `json.dumps`
-   to a JSONL file: the cost of writing the records at all.
+   to its split's JSONL file: the cost of writing the records at all. Its files are checked to be
+   byte for byte ours' llamafactory files (after the timing), so it does the same writing.
 
 Each runs ``--repeat`` times, alternating; the fastest run of each counts (a shared machine's
 slow runs measure its neighbours). Prints wall and CPU seconds (user + system, all threads), their
@@ -29,6 +30,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+SPLITS = ("train", "val", "test")
 
 
 def _cpu() -> float:
@@ -57,34 +59,50 @@ def child_ours(db: str, out: str) -> dict:
 def child_baseline(db: str, out: str) -> dict:
     import sqlite3
 
+    from neuroonco.finetune.templates import COT_PROMPT, LETTER_PROMPT
+
     wall, cpu = time.perf_counter(), _cpu()
     conn = sqlite3.connect(db)
     cursor = conn.execute(
-        "select i.kind, i.question, i.options, i.response, i.slice_id from instructions i"
+        "select i.kind, i.style, i.split, i.question, i.options, i.response, i.slice_id"
+        " from instructions i order by i.rowid"
     )
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {s: (folder / f"{s}.jsonl").open("w", encoding="utf-8") for s in SPLITS}
     n = 0
-    with open(out, "w", encoding="utf-8") as handle:
-        while rows := cursor.fetchmany(4096):
-            for kind, question, options, response, slice_id in rows:
-                prompt = question
-                if kind == "closed":
-                    listing = "\n".join(f"{k}. {v}" for k, v in json.loads(options).items())
-                    prompt = f"{question}\nOptions:\n{listing}\nAnswer with the option's letter."
-                record = {
-                    "messages": [
-                        {"role": "user", "content": "<image>" + prompt},
-                        {"role": "assistant", "content": response},
-                    ],
-                    "images": [f"images/{slice_id}.png"],
-                }
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-                n += 1
+    while rows := cursor.fetchmany(4096):
+        for kind, style, split, question, options, response, slice_id in rows:
+            prompt = question
+            if kind == "closed":
+                listing = "\n".join(f"{k}. {v}" for k, v in json.loads(options).items())
+                ask = COT_PROMPT if style == "cot" else LETTER_PROMPT
+                prompt = f"{question}\nOptions:\n{listing}\n{ask}"
+            record = {
+                "messages": [
+                    {"role": "user", "content": "<image>" + prompt},
+                    {"role": "assistant", "content": response},
+                ],
+                "images": [f"images/{slice_id}.png"],
+            }
+            files[split].write(json.dumps(record, ensure_ascii=False) + "\n")
+            n += 1
+    for handle in files.values():
+        handle.close()
     return {
         "wall_s": time.perf_counter() - wall,
         "cpu_s": _cpu() - cpu,
         "records": n,
         "peak_rss_mb": _peak_mb(),
     }
+
+
+def same_records(ours: Path, base: Path) -> bool:
+    """Whether the baseline wrote ours' llamafactory files byte for byte (it must: same work)."""
+    return all(
+        (ours / "llamafactory" / f"{s}.jsonl").read_bytes() == (base / f"{s}.jsonl").read_bytes()
+        for s in SPLITS
+    )
 
 
 def run_child(kind: str, db: Path, out: Path) -> dict:
@@ -123,7 +141,9 @@ def main() -> None:
             ours_runs, base_runs = [], []
             for _ in range(args.repeat):
                 ours_runs.append(run_child("ours", folder / "store.db", folder / "out"))
-                base_runs.append(run_child("baseline", folder / "store.db", folder / "base.jsonl"))
+                base_runs.append(run_child("baseline", folder / "store.db", folder / "base"))
+            if not same_records(folder / "out", folder / "base"):
+                raise SystemExit(f"N={n}: the baseline did not write the same records as ours")
             ours = min(ours_runs, key=lambda r: r["cpu_s"])
             ours["wall_s"] = min(r["wall_s"] for r in ours_runs)
             base = min(base_runs, key=lambda r: r["cpu_s"])

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 import yaml
 
+from neuroonco.finetune import exports
 from neuroonco.finetune.exports import llamafactory_info
-from neuroonco.finetune.records import InvalidRecord, validate_messages
+from neuroonco.finetune.records import Instruction, InvalidRecord, validate_messages
 
 
 def test_llamafactory_layout_is_the_agreed_one(instruction_set):
@@ -104,3 +106,46 @@ def test_hand_encoded_lines_are_what_json_dumps_writes(instruction_set):
     lines = (out / "llamafactory" / "train.jsonl").read_text(encoding="utf-8").splitlines()
     for line in lines[:200]:
         assert json.dumps(json.loads(line), ensure_ascii=False) == line
+
+
+def test_llamafactory_lines_are_checked_as_they_are_written(tmp_path):
+    """The fast path still validates each record: one image token, a real assistant turn."""
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "a.png").write_bytes(b"x")
+    writer = exports.LlamaFactoryWriter(tmp_path / "out", tmp_path / "store")
+    good = Instruction(
+        "r:s:size:closed",
+        "s",
+        "r",
+        "sub",
+        None,
+        "size",
+        "closed",
+        "letter",
+        0,
+        "Q",
+        "Q",
+        "A",
+        "A",
+        "a.png",
+        user_json='"<image>Q"',
+    )
+    writer.write_slice([good])
+    line = tmp_path / "out" / "llamafactory" / "train.jsonl"
+    writer.close()
+    record = json.loads(line.read_text(encoding="utf-8"))
+    assert record == {
+        "messages": [
+            {"role": "user", "content": "<image>Q"},
+            {"role": "assistant", "content": "A"},
+        ],
+        "images": ["images/s.png"],
+    }
+    for bad in (
+        dataclasses.replace(good, user_json='"<image><image>Q"'),
+        dataclasses.replace(good, user_json='"Q"'),
+        dataclasses.replace(good, response=" "),
+        dataclasses.replace(good, response="<image>A"),
+    ):
+        with pytest.raises(InvalidRecord):
+            writer.encode(bad, "images/s.png")

@@ -28,6 +28,12 @@ def test_rows_stats_and_summary(instruction_set):
     )
     assert {r["style"] for r in rows} == {"letter", "cot", "open"}
     assert all(json.loads(r["keywords"]) for r in rows if r["kind"] == "open")
+    # Rows carry NULL as "" on their way in: the table holds NULL, never "".
+    for column in ("options", "original_answer", "keywords"):
+        assert all(r[column] != "" for r in rows)
+    assert all(r["original_answer"] is None for r in rows if not r["trap"])
+    assert all(r["options"] is None and r["keywords"] for r in rows if r["kind"] == "open")
+    assert all(r["keywords"] is None for r in rows if r["kind"] == "closed")
     # No subject crosses splits, in the rows themselves.
     conn = sqlite_utils.Database(db)
     crossing = conn.execute(
@@ -145,3 +151,20 @@ def test_keep_source_splits_uses_split_hints(store_copy, tmp_path):
     ).fetchone()[0]
     assert hinted > 0 and wrong == 0
     assert Path(tmp_path / "o" / "stats.json").exists()
+
+
+def test_a_new_export_replaces_its_own_rows_and_keeps_other_configurations(store_copy, tmp_path):
+    conn = sqlite_utils.Database(store_copy)
+    first = build_instructions(InstructionOptions(db=store_copy, out=tmp_path / "a"))
+    assert conn["instructions"].count == first["n_instructions"]
+    # Another configuration's row, which a new export of this one must leave alone.
+    conn["instructions"].insert({"id": "elsewhere:1", "slice_id": "x", "run_id": "elsewhere"})
+    again = build_instructions(InstructionOptions(db=store_copy, out=tmp_path / "b", seed=3))
+    assert conn["instructions"].count == again["n_instructions"] + 1
+    assert (
+        conn.execute("select count(*) from instructions where run_id = 'elsewhere'").fetchone()[0]
+        == 1
+    )
+    conn["instructions"].delete("elsewhere:1")
+    build_instructions(InstructionOptions(db=store_copy, out=tmp_path / "c"))
+    assert conn["instructions"].count == first["n_instructions"]  # the table held only ours

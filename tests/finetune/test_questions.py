@@ -182,3 +182,33 @@ def test_no_stem_leaks_an_answer_or_keyword(real_slices, synthetic_slices):
                 assert f" {w} " not in stem, (ins.task, ins.question, word)
                 checked += 1
     assert checked > 10_000
+
+
+def test_fixed_evidence_depends_on_the_value_alone(synthetic_slices):
+    """Generation caches the explanation of the fields outside EVIDENCE_FROM_MEASUREMENTS by
+    value: their evidence must not read the findings or the measurements."""
+    from neuroonco.finetune import templates
+    from neuroonco.schemas.vocabulary import FIELDS
+
+    rich = [item for item in synthetic_slices if item.measurements.get("lesion")][:20]
+    assert rich
+    for name in FIELDS:
+        if name in templates.EVIDENCE_FROM_MEASUREMENTS or name == "diagnosis":
+            continue
+        for member in FIELDS[name]:
+            bare = templates.evidence(name, member.value, {}, {})
+            for item in rich:
+                said = templates.evidence(name, member.value, item.findings, item.measurements)
+                assert said == bare, (name, member.value)
+
+
+def test_options_json_and_user_turn_are_what_json_dumps_writes(synthetic_slices):
+    import json
+
+    from neuroonco.finetune.records import IMAGE_TOKEN, encode_string
+
+    for item in synthetic_slices[:300]:
+        for ins in generate(item, GenerationOptions(seed=2, trap_rate=0.4)):
+            if ins.kind == "closed":
+                assert ins.options_json == json.dumps(ins.options, ensure_ascii=False)
+            assert ins.user_json == encode_string(IMAGE_TOKEN + ins.prompt)
