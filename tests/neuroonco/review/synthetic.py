@@ -16,11 +16,26 @@ import sqlite_utils
 from neuroonco import store
 
 RUN = "run-syn"
+# The two describers of a mixed panel, as the graph keys them.
+RA, RB = "0:builtin", "1:openai:gpt-4o-mini"
 
 
 def lesion_measurements(**values: Any) -> dict[str, Any]:
     """Measurements of a mask marking a lesion, with the mask-derived values given."""
     return {"area_fraction": 0.05, **values}
+
+
+def margins_dispute(measurements: dict[str, Any]) -> dict[str, Any]:
+    """A needs_review slice whose two describers agree on size and dispute the margins."""
+    return {
+        "status": "needs_review",
+        "measurements": measurements,
+        "votes": {
+            RA: {"lesion_found": True, "size": "small", "margins": "ill_defined"},
+            RB: {"lesion_found": True, "size": "small", "margins": "well_circumscribed"},
+        },
+        "consensus": {"size": "small", "margins": "ill_defined"},
+    }
 
 
 def make_run(

@@ -13,26 +13,20 @@ from neuroonco.errors import NeuroOncoError
 from neuroonco.review import gold
 from neuroonco.review.label_studio import export_queue, import_export, labeling_config
 from neuroonco.review.queue import build_queue
-from tests.neuroonco.review.synthetic import RUN, lesion_measurements, make_run
-
-RA, RB = "0:builtin", "1:openai:gpt-4o-mini"
+from tests.neuroonco.review.synthetic import (
+    RB,
+    RUN,
+    lesion_measurements,
+    make_run,
+    margins_dispute,
+)
 
 
 def store(tmp_path):
     m = lesion_measurements(size="small")
     db = make_run(
         tmp_path / "ls.db",
-        {
-            "s1": {
-                "status": "needs_review",
-                "measurements": m,
-                "votes": {
-                    RA: {"lesion_found": True, "size": "small", "margins": "ill_defined"},
-                    RB: {"lesion_found": True, "size": "small", "margins": "well_circumscribed"},
-                },
-                "consensus": {"size": "small", "margins": "ill_defined"},
-            }
-        },
+        {"s1": margins_dispute(m)},
     )
     Image.fromarray(np.full((16, 16), 90, np.uint8)).save(tmp_path / "s1.png")
     mask = np.zeros((16, 16), np.uint8)

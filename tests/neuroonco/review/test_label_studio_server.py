@@ -21,10 +21,16 @@ from typer.testing import CliRunner
 
 from neuroonco.cli import app
 from neuroonco.review import gold
-from tests.neuroonco.review.synthetic import RUN, lesion_measurements, make_run
+from tests.neuroonco.review.synthetic import (
+    RA,
+    RB,
+    RUN,
+    lesion_measurements,
+    make_run,
+    margins_dispute,
+)
 from tests.support.label_studio import LabelStudioServer, require_venv
 
-RA, RB = "0:builtin", "1:openai:gpt-4o-mini"
 runner = CliRunner()
 DECODE_BRUSH = (
     "import json, sys\n"
@@ -39,15 +45,7 @@ def synthetic_run(folder: Path) -> Path:
     make_run(
         folder / "run.db",
         {
-            "s1": {
-                "status": "needs_review",
-                "measurements": m,
-                "votes": {
-                    RA: {"lesion_found": True, "size": "small", "margins": "ill_defined"},
-                    RB: {"lesion_found": True, "size": "small", "margins": "well_circumscribed"},
-                },
-                "consensus": {"size": "small", "margins": "ill_defined"},
-            },
+            "s1": margins_dispute(m),
             "s2": {
                 "status": "needs_review",
                 "measurements": m,
