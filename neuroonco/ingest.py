@@ -50,7 +50,7 @@ class IngestOptions:
     """Tumour-free slices per 3D case to add as negatives."""
     near_duplicate_bits: int = dedup.NEAR_THRESHOLD
     """pHash Hamming distance at or below which two slices count as the same image."""
-    workers: int = field(default_factory=lambda: default_workers())
+    workers: int = field(default_factory=default_workers)
     """Cases loaded and sliced concurrently (threads; gzip inflation and numpy free the GIL)."""
 
 
