@@ -9,6 +9,7 @@ same step (one transaction, rolled back on any failure).
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -80,6 +81,7 @@ def atomic_dir(out: Path, force: bool) -> Iterator[Path]:
     """A fresh folder that becomes ``out`` only if the block finishes."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(out)
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
@@ -98,6 +100,20 @@ def atomic_dir(out: Path, force: bool) -> Iterator[Path]:
     tmp.rename(out)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _remove_leftovers(out: Path) -> None:
+    """The hidden folders of exports to ``out`` that were killed (their process is gone)."""
+    for path in out.parent.glob(f".{glob.escape(out.name)}.*-*"):
+        kind, _, pid = path.name.rpartition("-")
+        if not kind.endswith((".partial", ".old")) or not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:  # gone: what it left is no one's
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError:  # alive (another user's): leave it
+            pass
 
 
 def _slices_with_splits(db, choice: RunChoice, opts: InstructionOptions, plan: SplitPlan):

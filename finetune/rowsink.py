@@ -5,10 +5,13 @@ holds nothing else, all at once: SQLite then frees the pages without visiting ea
 transaction runs from that delete to the end and commits only when told the export succeeded: a
 failed or killed export leaves the store's rows as they were.
 
-The rows are inserted by the generating thread, batch by batch. A writer thread was tried and
-measured worse: Python's sqlite3 releases the GIL around each row's step and takes it back to bind
-the next row's values, so the two threads hand the GIL to and fro once a row, costing more CPU
-than the overlap saves.
+The delete and the inserts run on a background thread (:mod:`~neuroonco.finetune.offload`)
+while the generator goes on: SQLite releases the GIL while it steps a statement, so its b-tree
+work overlaps with the generation on a second core. What decides whether that pays is how often
+the two threads hand the GIL over: the worker takes it back after every step, so rows go in
+1,000 to a statement (one row per statement, or 32, was measured slower than no thread at all).
+Image links stay on the generating thread for the same reason: one ``os.link`` is one hand-over.
+The commit runs in the caller's thread once the worker is drained.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from itertools import chain
 from pathlib import Path
 
 from neuroonco import store
+from neuroonco.finetune.offload import Offload
 from neuroonco.finetune.records import NULLABLE_AS_EMPTY, ROW_COLUMNS
 
 # A row carries NULL as "" in the nullable text columns (records.Instruction.row says why).
@@ -24,56 +28,90 @@ _ROW = (
     "(" + ", ".join("nullif(?, '')" if c in NULLABLE_AS_EMPTY else "?" for c in ROW_COLUMNS) + ")"
 )
 _INSERT = f"insert into instructions ({', '.join(ROW_COLUMNS)}) values {_ROW}"
-# Rows go in 32 to a statement: each execution of an insert pays for opening the table and its
-# index and for a round trip through the sqlite3 module, about a seventh of a row's cost alone.
-_CHUNK = 32
+# 16,000 parameters a statement, under SQLite's limit of 32,766 (3.32 and later).
+CHUNK = 1000
 _INSERT_CHUNK = f"insert into instructions ({', '.join(ROW_COLUMNS)}) values " + ", ".join(
-    [_ROW] * _CHUNK
+    [_ROW] * CHUNK
 )
+_WIDTH = len(ROW_COLUMNS)
 
 
 class RowSink:
-    def __init__(self, db_path: Path, run_ids_sql: str, params: list[str]) -> None:
+    def __init__(
+        self, db_path: Path, run_ids_sql: str, params: list[str], background: bool = True
+    ) -> None:
         self._db = store.connect(db_path)
-        conn = self._db.conn
+        self._pending: list[tuple] = []  # rows short of a whole statement, kept for the next put
+        self._offload = Offload() if background else None
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            others = conn.execute(
-                "select 1 from instructions where run_id is null or run_id not in"
-                f" ({run_ids_sql}) limit 1",
-                params,
-            ).fetchone()
-            if others is None:  # all rows are the set being replaced: SQLite drops them at
-                conn.execute("delete from instructions")  # once, not row by row
-            else:
-                conn.execute(f"delete from instructions where run_id in ({run_ids_sql})", params)
+            self._db.conn.execute("BEGIN IMMEDIATE")  # here: a locked store fails at once
+            self._run(self._clear, run_ids_sql, params)
         except BaseException:
             self._close(commit=False)
             raise
 
     def put(self, rows: list[tuple]) -> None:
-        """Insert ``rows`` (in :data:`ROW_COLUMNS` order), in order."""
-        conn = self._db.conn
-        full = len(rows) - len(rows) % _CHUNK
+        """Insert ``rows`` (in :data:`ROW_COLUMNS` order) after those put before."""
+        pending = self._pending
+        pending += rows
+        full = len(pending) - len(pending) % CHUNK
         if full:
-            chunked = rows[:full]
-            if sum(map(len, chunked)) != full * len(ROW_COLUMNS):  # else values would shift rows
-                raise ValueError(f"an instruction row without {len(ROW_COLUMNS)} values")
-            values = chain.from_iterable(chunked)
-            conn.executemany(
-                _INSERT_CHUNK, zip(*[values] * (_CHUNK * len(ROW_COLUMNS)), strict=False)
-            )
-        if full < len(rows):
-            conn.executemany(_INSERT, rows[full:])
+            self._pending = pending[full:]
+            del pending[full:]
+            self._run(self._insert_chunks, pending)
 
     def finish(self, commit: bool) -> None:
-        """Commit (the export succeeded) or roll back; the connection is closed either way."""
+        """Commit (the export succeeded) or roll back; the connection is closed either way.
+
+        On a commit, a failed insert makes it a rollback and is raised; on a rollback the
+        caller's own error is the one that matters."""
+        try:
+            if commit and self._pending:
+                self._run(self._insert_rows, self._pending)
+            if self._offload is not None:
+                self._offload.drain()
+        except BaseException:
+            self._close(commit=False)
+            if commit:
+                raise
+            return
         self._close(commit)
 
-    def _close(self, commit: bool) -> None:
+    def _run(self, fn, rows_or_sql, *args) -> None:
+        if self._offload is None:
+            fn(rows_or_sql, *args)
+        else:
+            self._offload.submit(fn, rows_or_sql, *args)
+
+    def _clear(self, run_ids_sql: str, params: list[str]) -> None:
         conn = self._db.conn
+        others = conn.execute(
+            "select 1 from instructions where run_id is null or run_id not in"
+            f" ({run_ids_sql}) limit 1",
+            params,
+        ).fetchone()
+        if others is None:  # all rows are the set being replaced: SQLite drops them at
+            conn.execute("delete from instructions")  # once, not row by row
+        else:
+            conn.execute(f"delete from instructions where run_id in ({run_ids_sql})", params)
+
+    def _insert_chunks(self, rows: list[tuple]) -> None:
+        if sum(map(len, rows)) != len(rows) * _WIDTH:  # else values would shift rows
+            raise ValueError(f"an instruction row without {_WIDTH} values")
+        values = chain.from_iterable(rows)
+        self._db.conn.executemany(_INSERT_CHUNK, zip(*[values] * (CHUNK * _WIDTH), strict=False))
+
+    def _insert_rows(self, rows: list[tuple]) -> None:
+        self._db.conn.executemany(_INSERT, rows)
+
+    def _close(self, commit: bool) -> None:
         try:
-            if conn.in_transaction:
-                conn.execute("COMMIT" if commit else "ROLLBACK")
+            if self._offload is not None:
+                self._offload.close()
         finally:
-            self._db.close()
+            conn = self._db.conn
+            try:
+                if conn.in_transaction:
+                    conn.execute("COMMIT" if commit else "ROLLBACK")
+            finally:
+                self._db.close()

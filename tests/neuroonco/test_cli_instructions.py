@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from neuroonco import store
@@ -69,3 +72,56 @@ def test_errors_are_one_line_and_write_nothing(tmp_path: Path) -> None:
         assert result.returncode == 2, result.stderr
         assert words in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists() and not (tmp_path / "missing.db").exists()
+
+
+def _rows(db: Path) -> list[tuple]:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute("select * from instructions order by rowid").fetchall()
+    finally:
+        conn.close()
+
+
+def test_kill_9_mid_export_loses_nothing_and_the_next_run_cleans_up(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    write_synthetic_store(db, 4000, seed=2)
+    first = run_cli("instructions", "--db", str(db), "--out", str(tmp_path / "first"))
+    assert first.returncode == 0, first.stderr
+    before = _rows(db)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "neuroonco.cli",
+            "instructions",
+            "--db",
+            str(db),
+            "--out",
+            str(out),
+            "--seed",
+            "5",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    # Killed once records are being written (and rows inserted on the background thread).
+    deadline = time.monotonic() + 120
+    written = False
+    while time.monotonic() < deadline and proc.poll() is None and not written:
+        written = any(
+            p.stat().st_size > 0 for p in tmp_path.glob(".out.partial-*/llamafactory/*.jsonl")
+        )
+        time.sleep(0.01)
+    assert written and proc.poll() is None, "the export ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not out.exists()
+    assert _rows(db) == before  # the killed export's rows never became the store's
+    conn = sqlite3.connect(db)
+    assert conn.execute("pragma integrity_check").fetchone()[0] == "ok"
+    conn.close()
+    again = run_cli("instructions", "--db", str(db), "--out", str(out), "--seed", "5")
+    assert again.returncode == 0, again.stderr
+    assert list(tmp_path.glob(".out.*")) == []  # the killed run's hidden folder is gone
+    assert len(_rows(db)) == len(before)
