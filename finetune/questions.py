@@ -100,18 +100,10 @@ def generate(
     return out
 
 
-_DISTRACTORS: dict[tuple[str, str], tuple[str, ...]] = {}
-
-
 def _distractors(name: str, value: str) -> tuple[str, ...]:
-    found = _DISTRACTORS.get((name, value))
-    if found is None:  # a field's values and the look-alike table bound these
-        if name == "diagnosis":
-            found = LOOKALIKES[value]
-        else:
-            found = tuple(m.value for m in FIELDS[name] if m.value != value)
-        _DISTRACTORS[name, value] = found
-    return found
+    if name == "diagnosis":
+        return LOOKALIKES[value]
+    return tuple(m.value for m in FIELDS[name] if m.value != value)
 
 
 class _Shown(dict):
@@ -129,49 +121,105 @@ class _Shown(dict):
 _TEXT = {name: _Shown(name) for name in CLOSED_FIELDS}
 
 
-@dataclass(frozen=True, slots=True)
-class _Options:
-    """The options of a closed question as one order shows them."""
-
-    texts: tuple[str, ...]
-    letters: dict[str, str]
-    listing: str  # "A. ...\nB. ...", as the prompt lists them
-    listing_json: str  # the listing JSON-encoded, without its quotes
-    options_json: str
-
-
-# By (field, values shown in order, trap): a few thousand exist whatever the number of slices
-# (about 7,000 for 100,000 synthetic slices); the right letter is worked out per question.
-_OPTIONS: dict[tuple, _Options] = {}
-_OPTIONS_MAX = 1 << 15  # bounded all the same: memory stays flat
-
-
-def _options(name: str, shown: tuple[str, ...], trap: bool, binary: bool) -> _Options:
-    key = (name, shown, trap)
-    found = _OPTIONS.get(key)
-    if found is not None:
-        return found
-    if binary:
-        texts = shown
-    else:
-        table = _TEXT[name]
-        texts = (*(table[v] for v in shown), NONE_OF_THE_ABOVE)
-    letters = dict(zip(ascii_uppercase, texts, strict=False))
-    listing = "\n".join(f"{k}. {v}" for k, v in letters.items())
-    if IMAGE_TOKEN in listing:  # the user turn's one token is the image's
-        raise ValueError(f"an option of {name} holds {IMAGE_TOKEN}: {listing!r}")
-    if len(_OPTIONS) >= _OPTIONS_MAX:
-        _OPTIONS.clear()
-    found = _OPTIONS[key] = _Options(
-        texts, letters, listing, _inner(listing), json.dumps(letters, ensure_ascii=False)
-    )
-    return found
-
-
 def _inner(text: str) -> str:
     """``text`` JSON-encoded without its quotes: JSON escapes character by character, so the
     encoding of a concatenation is the concatenation of these."""
     return encode_string(text)[1:-1]
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """One way a closed question's options can be shown, with everything derived from it."""
+
+    texts: tuple[str, ...]
+    letters: dict[str, str]
+    answer: str  # the right letter
+    listing: str  # "A. ...\nB. ...", as the prompt lists them
+    listing_json: str  # the listing JSON-encoded, without its quotes
+    options_json: str
+    closing: str  # how the explanation ends: the answer named, or why none of them is right
+
+
+class _Layouts:
+    """Every way the options of one (field, right value, trap) can be shown, numbered.
+
+    Layout ``i`` of ``count``: ``k`` of the ``n`` distractors in one of their ``n!/(n-k)!``
+    orders, then, unless this is a trap, the right value at one of ``k + 1`` places. One draw
+    picks the number, so every layout is equally likely, as with a shuffle, for one draw instead
+    of ``k + 1``; each layout is built the first time it is drawn (a few thousand come up).
+    """
+
+    __slots__ = ("count", "distractors", "k", "made", "name", "trap", "value")
+
+    def __init__(self, name: str, value: str, trap: bool) -> None:
+        self.name, self.value, self.trap = name, value, trap
+        self.distractors = _distractors(name, value)
+        n = len(self.distractors)
+        self.k = k = min(MAX_OPTIONS if trap else MAX_OPTIONS - 1, n)
+        orders = 1
+        for i in range(k):
+            orders *= n - i
+        self.count = orders if trap else orders * (k + 1)
+        self.made: dict[int, _Layout] = {}
+
+    def get(self, index: int) -> _Layout:
+        found = self.made.get(index)
+        if found is None:
+            found = self.made[index] = self._make(index)
+        return found
+
+    def _make(self, index: int) -> _Layout:
+        picked, n, k = list(self.distractors), len(self.distractors), self.k
+        if not self.trap:
+            index, place = divmod(index, k + 1)
+        for i in range(k):  # the index as mixed-radix digits: a Fisher-Yates shuffle's choices
+            index, j = divmod(index, n - i)
+            picked[i], picked[i + j] = picked[i + j], picked[i]
+        del picked[k:]
+        if not self.trap:
+            picked.insert(place, self.value)
+        table = _TEXT[self.name]
+        texts = (*(table[v] for v in picked), NONE_OF_THE_ABOVE)
+        right = NONE_OF_THE_ABOVE if self.trap else table[self.value]
+        return _layout(self.name, texts, right, _closing(self.name, self.value, self.trap))
+
+
+def _layout(name: str, texts: tuple[str, ...], right: str, closing: str) -> _Layout:
+    letters = dict(zip(ascii_uppercase, texts, strict=False))
+    listing = "\n".join(f"{k}. {v}" for k, v in letters.items())
+    if IMAGE_TOKEN in listing:  # the user turn's one token is the image's
+        raise ValueError(f"an option of {name} holds {IMAGE_TOKEN}: {listing!r}")
+    return _Layout(
+        texts,
+        letters,
+        ascii_uppercase[texts.index(right)],
+        listing,
+        _inner(listing),
+        json.dumps(letters, ensure_ascii=False),
+        closing,
+    )
+
+
+class _LayoutTable(dict):
+    """(field, right value, trap) -> its :class:`_Layouts` (bounded by the vocabulary)."""
+
+    def __missing__(self, key: tuple[str, str, bool]) -> _Layouts:
+        found = self[key] = _Layouts(*key)
+        return found
+
+
+_LAYOUTS = _LayoutTable()
+# Healthy/abnormal, in either order, for each binary diagnosis.
+_BINARY = {
+    (value, first): _layout(
+        "diagnosis",
+        order,
+        HEALTHY if value == "no_tumor" else ABNORMAL,
+        "",
+    )
+    for value in BINARY_DIAGNOSES
+    for first, order in ((True, (HEALTHY, ABNORMAL)), (False, (ABNORMAL, HEALTHY)))
+}
 
 
 # A closed question's user turn, "<image>" + stem + "\nOptions:\n" + listing + "\n" + how to
@@ -197,9 +245,6 @@ def _check_closed_texts() -> None:
 _check_closed_texts()
 
 
-_BINARY_ORDERS = ((HEALTHY, ABNORMAL), (ABNORMAL, HEALTHY))
-
-
 def _closed_questions(
     item: AnnotatedSlice,
     values: dict[str, str],
@@ -212,58 +257,41 @@ def _closed_questions(
 
     The hot loop of the instruction set (about nine per slice), so the slice's constants are
     bound once and the draws are inlined; the order of the draws is the contract that keeps a
-    seed's questions the same: template, style, trap, then the options.
+    seed's questions the same: template, style, trap, then the layout of the options.
     """
     slice_id, run_id, subject, image = item.slice_id, item.run_id, item.subject_id, item.image_path
     prefix = f"{run_id}:{slice_id}:"
     diagnosis = values.get("diagnosis")
     cot_rate, trap_rate = options.cot_rate, options.trap_rate
     stems, cot_prompt, letter_prompt = t.CLOSED_STEMS, t.COT_PROMPT, t.LETTER_PROMPT
-    stem_json, ask_json = _STEM_JSON, _ASK_JSON
+    stem_json, ask_json, layouts, measured = _STEM_JSON, _ASK_JSON, _LAYOUTS, _MEASURED
     lesion_key: tuple | None = None  # the findings' lesion fields, for the explanations
     for name, value in values.items():
         binary = name == "diagnosis" and value in BINARY_DIAGNOSES
         template = int(rand() * 3)  # every task has three stems (a test holds this)
         cot = rand() < cot_rate
-        trap_draw = rand()
+        trap = rand() < trap_rate and not binary
         if binary:
-            shown = _BINARY_ORDERS[0] if rand() < 0.5 else _BINARY_ORDERS[1]
-            trap = False
+            shown = _BINARY[value, rand() < 0.5]
+            task = "diagnosis_binary"
         else:
-            trap = trap_draw < trap_rate
-            # k of the distractors in random order (a partial Fisher-Yates shuffle: k draws),
-            # then the right value at a random place unless this is a trap.
-            picked = list(_distractors(name, value))
-            n = len(picked)
-            k = min(MAX_OPTIONS if trap else MAX_OPTIONS - 1, n)
-            for i in range(k):
-                j = i + int(rand() * (n - i))
-                picked[i], picked[j] = picked[j], picked[i]
-            del picked[k:]
-            if not trap:
-                picked.insert(int(rand() * (k + 1)), value)
-            shown = tuple(picked)
-        opts = _options(name, shown, trap, binary)
-        if binary:
-            right = HEALTHY if value == "no_tumor" else ABNORMAL
-        else:
-            right = NONE_OF_THE_ABOVE if trap else _TEXT[name][value]
-        answer = ascii_uppercase[opts.texts.index(right)]
-        task = "diagnosis_binary" if binary else name
+            table = layouts[name, value, trap]
+            shown = table.get(int(rand() * table.count))
+            task = name
+        answer = shown.answer
         stem = stems[task][template]
-        prompt = f"{stem}\nOptions:\n{opts.listing}\n{cot_prompt if cot else letter_prompt}"
-        user_json = f"{stem_json[task, template]}{opts.listing_json}{ask_json[cot]}"
+        prompt = f"{stem}\nOptions:\n{shown.listing}\n{cot_prompt if cot else letter_prompt}"
+        user_json = f"{stem_json[task, template]}{shown.listing_json}{ask_json[cot]}"
         if cot:
-            if name in _MEASURED:
-                because = t.evidence(name, value, item.findings, item.measurements).rstrip(".")
-                text = because + _closing(name, value, trap)
+            if name in measured:
+                because = t.evidence(name, value, item.findings, item.measurements)
+                text = because.rstrip(".") + shown.closing
+            elif name != "diagnosis":
+                text = _explain_fixed(name, value, trap)
             else:
-                if name != "diagnosis":
-                    text = _explain_fixed(name, value, trap)
-                else:
-                    if lesion_key is None:
-                        lesion_key = tuple(map(item.findings.get, LESION_FIELDS))
-                    text = _explain_diagnosis(value, binary, trap, lesion_key)
+                if lesion_key is None:
+                    lesion_key = tuple(map(item.findings.get, LESION_FIELDS))
+                text = _explain_diagnosis(value, binary, trap, lesion_key)
             response = f"Final: {answer}\n{text}"
         else:
             response = answer
@@ -283,13 +311,13 @@ def _closed_questions(
                 answer,
                 response,
                 image,
-                opts.letters,
+                shown.letters,
                 trap,
                 _TEXT[name][value] if trap else None,
                 [],
                 split,
                 False,
-                opts.options_json,
+                shown.options_json,
                 user_json,
             )
         )
@@ -329,14 +357,8 @@ def _explain_diagnosis(value: str, binary: bool, trap: bool, lesion_key: tuple) 
     return because + _closing("diagnosis", value, trap)
 
 
-@lru_cache(maxsize=1 << 14)
-def _sentence_for(key: tuple) -> str:
-    return t.finding_sentence(dict(zip(LESION_FIELDS, key, strict=True)))
-
-
-@lru_cache(maxsize=1 << 14)
-def _keywords_for(key: tuple) -> tuple[str, ...]:
-    return tuple(t.keyword(k, v) for k, v in zip(LESION_FIELDS, key, strict=True) if v)
+_sentence_for = t.lesion_sentence
+_keywords_for = t.lesion_keywords
 
 
 def _lesion_key(values: dict) -> tuple:

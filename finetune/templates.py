@@ -8,9 +8,11 @@ guessed.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from neuroonco.finetune.names import display_name
+from neuroonco.schemas.findings import LESION_FIELDS
 
 CLOSED_STEMS: dict[str, tuple[str, ...]] = {
     "diagnosis": (
@@ -212,25 +214,61 @@ def evidence(field: str, value: str, findings: dict, measurements: dict) -> str:
 
 def finding_sentence(findings: dict) -> str:
     """The lesion findings in one sentence (each finding's keyword verbatim)."""
-    f = findings
-    words = [f[k] and phrase(k, f[k]) for k in ("size", "shape") if f.get(k)]
-    head = " ".join(w for w in words if w)
-    spread = f.get("spread")
+    return lesion_sentence(tuple(findings.get(k) or None for k in LESION_FIELDS))
+
+
+# The sentence and the keywords fall into three parts, each a function of a few fields: what the
+# lesion is (size, shape, spread), where (location, laterality) and how it looks (the rest). The
+# parts have at most a few hundred combinations, so each is made once, while whole findings have
+# about a million (a cache of those would miss on nearly every slice).
+_WHAT, _WHERE, _LOOK = slice(0, 3), slice(3, 5), slice(5, 10)
+
+
+def lesion_sentence(key: tuple) -> str:
+    """:func:`finding_sentence` of the findings whose LESION_FIELDS values ``key`` holds."""
+    return _what_part(key[_WHAT]) + _where_part(key[_WHERE]) + _look_part(key[_LOOK])
+
+
+def lesion_keywords(key: tuple) -> tuple[str, ...]:
+    """The keywords of the stated findings, in LESION_FIELDS order (``key`` as above)."""
+    return (
+        _keywords_part(0, key[_WHAT])
+        + _keywords_part(3, key[_WHERE])
+        + _keywords_part(5, key[_LOOK])
+    )
+
+
+@lru_cache(maxsize=256)
+def _what_part(key: tuple) -> str:
+    size, shape, spread = key
+    head = " ".join(phrase(k, v) for k, v in (("size", size), ("shape", shape)) if v)
     body = f"a {head + ' ' if head else ''}lesion"
-    if spread:
-        body += f" ({phrase('spread', spread)})"
-    if f.get("location"):
-        body += f" in the {keyword('location', f['location'])} of the image"
-    if f.get("laterality"):
-        body += ", " + side_phrase(f["laterality"])
+    return body + f" ({phrase('spread', spread)})" if spread else body
+
+
+@lru_cache(maxsize=256)
+def _where_part(key: tuple) -> str:
+    location, laterality = key
+    body = f" in the {keyword('location', location)} of the image" if location else ""
+    return body + ", " + side_phrase(laterality) if laterality else body
+
+
+@lru_cache(maxsize=4096)
+def _look_part(key: tuple) -> str:
+    f = dict(zip(LESION_FIELDS[_LOOK], key, strict=True))
     qualities = [phrase(k, f[k]) for k in ("signal_intensity", "texture") if f.get(k)]
     features = [f"{keyword('margins', f['margins'])} margins"] if f.get("margins") else []
     features += [phrase(k, f[k]) for k in ("enhancement", "edema") if f.get(k)]
-    if qualities:
-        body += "; it is " + _join(qualities)
+    body = "; it is " + _join(qualities) if qualities else ""
     if features:
         body += (", with " if qualities else "; it has ") + _join(features)
     return body
+
+
+@lru_cache(maxsize=4096)
+def _keywords_part(start: int, key: tuple) -> tuple[str, ...]:
+    fields = LESION_FIELDS[start : start + len(key)]
+    return tuple(keyword(k, v) for k, v in zip(fields, key, strict=True) if v)
 
 
 def side_phrase(laterality: str) -> str:

@@ -212,3 +212,29 @@ def test_options_json_and_user_turn_are_what_json_dumps_writes(synthetic_slices)
             if ins.kind == "closed":
                 assert ins.options_json == json.dumps(ins.options, ensure_ascii=False)
             assert ins.user_json == encode_string(IMAGE_TOKEN + ins.prompt)
+
+
+@pytest.mark.parametrize("trap", [False, True])
+@pytest.mark.parametrize(("name", "value"), [("location", "center"), ("diagnosis", "glioma")])
+def test_each_option_layout_is_a_distinct_honest_draw(name, value, trap):
+    """One draw numbers every layout: each number gives a different list of options, the right
+    one exactly once (never on a trap), so the layouts are as equally likely as the draws."""
+    from neuroonco.finetune.questions import _Layouts
+
+    layouts = _Layouts(name, value, trap)
+    right = display_name(name, value)
+    shown = [layouts.get(i) for i in range(layouts.count)]
+    assert len({layout.texts for layout in shown}) == layouts.count
+    n = len(layouts.distractors)
+    k = min(4 if trap else 3, n)
+    orders = 1
+    for i in range(k):
+        orders *= n - i
+    assert layouts.count == (orders if trap else orders * (k + 1))
+    for layout in shown:
+        assert layout.texts[-1] == NONE_OF_THE_ABOVE and len(layout.texts) == k + (not trap) + 1
+        assert layout.texts.count(right) == (0 if trap else 1)
+        assert layout.letters[layout.answer] == (NONE_OF_THE_ABOVE if trap else right)
+    if not trap:  # the right option sits at each place equally often
+        places = [layout.texts.index(right) for layout in shown]
+        assert {places.count(p) for p in set(places)} == {layouts.count // (k + 1)}
