@@ -161,54 +161,102 @@ def _intensity(measurements: dict[str, Any], modality: str | None) -> dict[str, 
 
 
 def _num(value: Any) -> float | None:
+    if value.__class__ is float:  # the usual case, checked first: this runs per question
+        return value
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-# The fields whose evidence sentence cites the measurements; every other field's depends on its
-# value alone (instruction generation caches those: keep this in step with `evidence`).
-EVIDENCE_FROM_MEASUREMENTS = frozenset(
-    {"size", "shape", "spread", "location", "signal_intensity", "texture", "margins"}
-)
 
 
 def evidence(field: str, value: str, findings: dict, measurements: dict) -> str:
     """One sentence citing the measurement behind ``value`` of ``field`` (or the finding alone)."""
-    m, shown = measurements, display_name(field, value)
-    stats = _intensity(m, findings.get("modality"))
-    if field == "size" and (af := _num(m.get("area_fraction"))) is not None:
-        return (
-            f"The lesion covers {af:.1%} of the image area, so it is {keyword(field, value)} "
-            "(small below 1%, medium below 5%, large from 5%)."
-        )
-    if field == "shape" and (circ := _num(m.get("circularity"))) is not None:
-        el = _num(m.get("elongation"))
-        elong = f" and elongation {el:.2f}" if el is not None else ""
-        outline = phrase(field, value)
-        return f"Its largest component has circularity {circ:.2f}{elong}, a {outline} outline."
-    if field == "spread" and (n := _num(m.get("components"))) is not None:
-        ratio = _num(m.get("largest_component_ratio"))
-        share = f", the largest holding {ratio:.0%} of the lesion area" if ratio is not None else ""
-        return f"The lesion forms {int(n)} component(s){share}: {phrase(field, value)}."
-    if field == "location" and isinstance(m.get("centroid"), list | tuple):
-        x, y = m["centroid"][:2]
-        return (
-            f"Its centroid lies at x={x:.2f}, y={y:.2f} of the image width and height, in the "
-            f"{keyword(field, value)} cell of a 3x3 grid."
-        )
-    if field == "signal_intensity" and (ratio := _num(stats.get("contrast_ratio"))) is not None:
-        return (
-            f"The lesion's mean signal is {ratio:.2f} times that of normal tissue on this "
-            f"sequence: {keyword(field, value)}."
-        )
-    if field == "texture" and (cv := _num(stats.get("cv"))) is not None:
-        return f"The lesion signal varies with a coefficient of variation of {cv:.2f}: {value}."
-    if field == "margins" and (edge := _num(stats.get("edge_sharpness"))) is not None:
-        word = keyword(field, value)
-        return f"The edge sharpness at the lesion border is {edge:.2f}: {word} margins."
+    cite = _CITES.get(field)
+    if cite is not None:
+        said = cite(value, findings, measurements)
+        if said is not None:
+            return said
+    return _unmeasured_evidence(field, value)
+
+
+def _size(value: str, findings: dict, m: dict) -> str | None:
+    if (af := _num(m.get("area_fraction"))) is None:
+        return None
+    return (
+        f"The lesion covers {af:.1%} of the image area, so it is {keyword('size', value)} "
+        "(small below 1%, medium below 5%, large from 5%)."
+    )
+
+
+def _shape(value: str, findings: dict, m: dict) -> str | None:
+    if (circ := _num(m.get("circularity"))) is None:
+        return None
+    el = _num(m.get("elongation"))
+    elong = f" and elongation {el:.2f}" if el is not None else ""
+    outline = phrase("shape", value)
+    return f"Its largest component has circularity {circ:.2f}{elong}, a {outline} outline."
+
+
+def _spread(value: str, findings: dict, m: dict) -> str | None:
+    if (n := _num(m.get("components"))) is None:
+        return None
+    ratio = _num(m.get("largest_component_ratio"))
+    share = f", the largest holding {ratio:.0%} of the lesion area" if ratio is not None else ""
+    return f"The lesion forms {int(n)} component(s){share}: {phrase('spread', value)}."
+
+
+def _location(value: str, findings: dict, m: dict) -> str | None:
+    centroid = m.get("centroid")
+    if not isinstance(centroid, list | tuple):
+        return None
+    x, y = centroid[:2]
+    return (
+        f"Its centroid lies at x={x:.2f}, y={y:.2f} of the image width and height, in the "
+        f"{keyword('location', value)} cell of a 3x3 grid."
+    )
+
+
+def _signal(value: str, findings: dict, m: dict) -> str | None:
+    ratio = _num(_intensity(m, findings.get("modality")).get("contrast_ratio"))
+    if ratio is None:
+        return None
+    return (
+        f"The lesion's mean signal is {ratio:.2f} times that of normal tissue on this "
+        f"sequence: {keyword('signal_intensity', value)}."
+    )
+
+
+def _texture(value: str, findings: dict, m: dict) -> str | None:
+    if (cv := _num(_intensity(m, findings.get("modality")).get("cv"))) is None:
+        return None
+    return f"The lesion signal varies with a coefficient of variation of {cv:.2f}: {value}."
+
+
+def _margins(value: str, findings: dict, m: dict) -> str | None:
+    edge = _num(_intensity(m, findings.get("modality")).get("edge_sharpness"))
+    if edge is None:
+        return None
+    word = keyword("margins", value)
+    return f"The edge sharpness at the lesion border is {edge:.2f}: {word} margins."
+
+
+_CITES = {
+    "size": _size,
+    "shape": _shape,
+    "spread": _spread,
+    "location": _location,
+    "signal_intensity": _signal,
+    "texture": _texture,
+    "margins": _margins,
+}
+# The fields whose evidence sentence cites the measurements; every other field's depends on its
+# value alone (instruction generation caches those).
+EVIDENCE_FROM_MEASUREMENTS = frozenset(_CITES)
+
+
+@lru_cache(maxsize=1024)
+def _unmeasured_evidence(field: str, value: str) -> str:
     if field == "laterality":
         return f"The lesion lies {side_phrase(value)} (images in radiological convention)."
     if field == "modality":
-        return f"The image is a {shown} slice."
+        return f"The image is a {display_name(field, value)} slice."
     return f"The lesion shows {phrase(field, value)}."
 
 
