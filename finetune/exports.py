@@ -21,6 +21,7 @@ import shutil
 from pathlib import Path
 from typing import Any, TextIO
 
+from neuroonco.finetune.offload import Offload
 from neuroonco.finetune.records import (
     IMAGE_TOKEN,
     Instruction,
@@ -64,6 +65,48 @@ def place_image(source: Path | str, target: Path | str) -> None:
         shutil.copyfile(source, target)
 
 
+class ImageLinks:
+    """The slices' images placed on a background thread, a few hundred to a task.
+
+    ``os.link`` is a system call that releases the GIL; made inline, each one lets the store's
+    insert thread take the GIL and the generator wait to get it back. Batched on their own
+    thread they overlap with the generation instead (measured: about a fifth off the export's
+    wall time and no more CPU). A missing source is raised, as the record error it is, by
+    :meth:`drain` (the export then fails before anything is renamed into place).
+    """
+
+    BATCH = 256
+
+    def __init__(self) -> None:
+        self._batch: list[tuple[str, str, str, str]] = []
+        self._offload = Offload()
+
+    def add(self, source: str, target: str, slice_id: str, image: str) -> None:
+        self._batch.append((source, target, slice_id, image))
+        if len(self._batch) >= self.BATCH:
+            self._offload.submit(_place_all, self._batch)
+            self._batch = []
+
+    def drain(self) -> None:
+        if self._batch:
+            self._offload.submit(_place_all, self._batch)
+            self._batch = []
+        self._offload.drain()
+
+    def close(self) -> None:
+        self._offload.close()
+
+
+def _place_all(batch: list[tuple[str, str, str, str]]) -> None:
+    for source, target, slice_id, image in batch:
+        try:
+            place_image(source, target)
+        except FileNotFoundError:
+            raise InvalidRecord(
+                f"slice {slice_id}: image {image} is missing from the store"
+            ) from None
+
+
 class Writer:
     """Base: one folder, one open file per split, the slice's image placed once."""
 
@@ -74,8 +117,10 @@ class Writer:
     def __init__(self, root: Path, store_root: Path) -> None:
         self.root = root / self.name
         self.root.mkdir(parents=True)
+        self.links: ImageLinks | None = None
         if self.places_images:
             (self.root / "images").mkdir()
+            self.links = ImageLinks()
         self.store_root = store_root
         self.files: dict[str, TextIO] = {}
         self.counts = dict.fromkeys(SPLITS, 0)
@@ -95,12 +140,9 @@ class Writer:
         """The record's image path relative to the format folder (placed on first use)."""
         if item.slice_id != self._last_slice:  # a slice's instructions come together
             rel = f"images/{item.slice_id}.png"
-            try:  # plain strings: a path object per slice costs more than the link
-                place_image(os.path.join(self.store_root, item.image), os.path.join(self.root, rel))
-            except FileNotFoundError:
-                raise InvalidRecord(
-                    f"slice {item.slice_id}: image {item.image} is missing from the store"
-                ) from None
+            # Plain strings: a path object per slice costs more than the link.
+            source, target = os.path.join(self.store_root, item.image), os.path.join(self.root, rel)
+            self.links.add(source, target, item.slice_id, item.image)
             self._last_slice, self._image = item.slice_id, rel
         return self._image
 
@@ -119,10 +161,19 @@ class Writer:
         raise NotImplementedError
 
     def close(self) -> None:
+        """Finish the files; raises if an image could not be placed."""
         for split in SPLITS:  # every split file exists, even empty, so loaders find all three
             self._file(split)
         for handle in self.files.values():
             handle.close()
+        if self.links is not None:
+            self.links.drain()
+            self.release()
+
+    def release(self) -> None:
+        """Stop the background work (also after a failure; idempotent)."""
+        if self.links is not None:
+            self.links.close()
 
 
 _LF_HEAD = '{"messages": [{"role": "user", "content": '

@@ -141,14 +141,15 @@ def build_instructions(
         )
         stats = StatsCollector()
         with atomic_dir(opts.out, opts.force) as tmp:
-            writers = make_writers(opts.formats, tmp, Path(opts.db).parent)
             sink = RowSink(
                 Path(opts.db),
                 "select id from runs where config_hash = ? union select ?",
                 [choice.config_hash, choice.run_id],
             )
             ok = False
+            writers: list = []
             try:
+                writers = make_writers(opts.formats, tmp, Path(opts.db).parent)
                 _stream(
                     db, choice, opts, plan, gen, writers, stats, sink, on_slice, total, paraphraser
                 )
@@ -178,6 +179,8 @@ def build_instructions(
                     write_card(tmp / "hf", result)
                 ok = True
             finally:
+                for writer in writers:
+                    writer.release()
                 sink.finish(commit=ok)
     finally:
         db.close()

@@ -42,6 +42,7 @@ class RowSink:
     ) -> None:
         self._db = store.connect(db_path)
         self._pending: list[tuple] = []  # rows short of a whole statement, kept for the next put
+        self._closed = False
         self._offload = Offload() if background else None
         try:
             self._db.conn.execute("BEGIN IMMEDIATE")  # here: a locked store fails at once
@@ -105,6 +106,9 @@ class RowSink:
         self._db.conn.executemany(_INSERT, rows)
 
     def _close(self, commit: bool) -> None:
+        if self._closed:  # finish after a failed finish: nothing left to do
+            return
+        self._closed = True
         try:
             if self._offload is not None:
                 self._offload.close()

@@ -168,3 +168,21 @@ def test_a_new_export_replaces_its_own_rows_and_keeps_other_configurations(store
     conn["instructions"].delete("elsewhere:1")
     build_instructions(InstructionOptions(db=store_copy, out=tmp_path / "c"))
     assert conn["instructions"].count == first["n_instructions"]  # the table held only ours
+
+
+def test_a_slice_image_missing_from_the_store_fails_the_export_and_names_it(store_copy, tmp_path):
+    """Images are linked on a background thread: its failure still fails the export, with the
+    slice named, and nothing is written (no output, the store's rows as they were)."""
+    conn = sqlite_utils.Database(store_copy)
+    before = conn["instructions"].count
+    slice_id, image = conn.execute(
+        "select s.id, s.image_path from slices s join annotations a on a.slice_id = s.id"
+        " where a.status = 'accepted' and s.duplicate_of is null order by s.id desc limit 1"
+    ).fetchone()
+    (store_copy.parent / image).unlink()
+    out = tmp_path / "out"
+    with pytest.raises(exports.InvalidRecord, match=f"slice {slice_id}: image .* missing"):
+        build_instructions(InstructionOptions(db=store_copy, out=out, formats=["llamafactory"]))
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
+    assert conn["instructions"].count == before
