@@ -376,13 +376,18 @@ def _measured(m: dict) -> str:
     return f" It {' and '.join(parts)}." if parts else ""
 
 
+@lru_cache(maxsize=64)
+def _on_modality(modality: str) -> str:
+    return f" on this {display_name('modality', modality)} slice"
+
+
 def report_answer(
     item: AnnotatedSlice, values: dict, key: tuple | None = None
 ) -> tuple[str, list[str]]:
     """The report and its keywords (``key``: :func:`_lesion_key` of ``values``, if known)."""
     key = _lesion_key(values) if key is None else key
     modality = values.get("modality")
-    on = f" on this {display_name('modality', modality)} slice" if modality else ""
+    on = _on_modality(modality) if modality else ""
     dx = values.get("diagnosis")
     if dx == "no_tumor" or item.findings.get("lesion_found") is False:
         return f"No focal lesion is seen{on}; the brain appears healthy.", ["no focal lesion"]
@@ -418,15 +423,20 @@ def reasoning_answer(
     item: AnnotatedSlice, values: dict, key: tuple | None = None
 ) -> tuple[str, list[str]]:
     key = _lesion_key(values) if key is None else key
-    dx = values["diagnosis"]
+    text = f"The slice shows {_sentence_for(key)}.{_measured(item.measurements)}"
+    return text + _reasoning_tail(values["diagnosis"]), list(_keywords_for(key))
+
+
+@lru_cache(maxsize=64)
+def _reasoning_tail(dx: str) -> str:
+    """What a reasoning answer says after the findings: the diagnosis's typical features and the
+    look-alikes it is preferred over (a function of the diagnosis alone)."""
     others = [t.diagnosis_words(v) for v in LOOKALIKES[dx][:2]]
     cue = t.DIAGNOSIS_CUES[dx]
-    text = (
-        f"The slice shows {_sentence_for(key)}.{_measured(item.measurements)} "
-        f"{cue[0].upper()}{cue[1:]}. Together these findings favour {t.diagnosis_words(dx)} "
+    return (
+        f" {cue[0].upper()}{cue[1:]}. Together these findings favour {t.diagnosis_words(dx)} "
         f"over {others[0]} or {others[1]}."
     )
-    return text, list(_keywords_for(key))
 
 
 @lru_cache(maxsize=256)

@@ -149,6 +149,7 @@ def phrase(field: str, value: str) -> str:
     return _PHRASES.get((field, value), keyword(field, value))
 
 
+@lru_cache(maxsize=256)
 def diagnosis_words(diagnosis: str) -> str:
     """A diagnosis as it reads inside a sentence ("pituitary tumor")."""
     shown = display_name("diagnosis", diagnosis)
