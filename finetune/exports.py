@@ -84,14 +84,16 @@ class ImageLinks:
     def add(self, source: str, target: str, slice_id: str, image: str) -> None:
         self._batch.append((source, target, slice_id, image))
         if len(self._batch) >= self.BATCH:
-            self._offload.submit(_place_all, self._batch)
-            self._batch = []
+            self._submit()
 
     def drain(self) -> None:
         if self._batch:
-            self._offload.submit(_place_all, self._batch)
-            self._batch = []
+            self._submit()
         self._offload.drain()
+
+    def _submit(self) -> None:
+        self._offload.submit(_place_all, self._batch)
+        self._batch = []
 
     def close(self) -> None:
         self._offload.close()

@@ -18,8 +18,10 @@ The commit runs in the caller's thread once the worker is drained.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from itertools import chain
 from pathlib import Path
+from typing import Any
 
 from neuroonco import store
 from neuroonco.finetune.offload import Offload
@@ -80,11 +82,11 @@ class RowSink:
             return
         self._close(commit)
 
-    def _run(self, fn, rows_or_sql, *args) -> None:
+    def _run(self, fn: Callable[..., None], *args: Any) -> None:
         if self._offload is None:
-            fn(rows_or_sql, *args)
+            fn(*args)
         else:
-            self._offload.submit(fn, rows_or_sql, *args)
+            self._offload.submit(fn, *args)
 
     def _clear(self, run_ids_sql: str, params: list[str]) -> None:
         conn = self._db.conn

@@ -281,9 +281,9 @@ def lesion_sentence(key: tuple) -> str:
 def lesion_keywords(key: tuple) -> tuple[str, ...]:
     """The keywords of the stated findings, in LESION_FIELDS order (``key`` as above)."""
     return (
-        _keywords_part(0, key[_WHAT])
-        + _keywords_part(3, key[_WHERE])
-        + _keywords_part(5, key[_LOOK])
+        _keywords_part(_WHAT.start, key[_WHAT])
+        + _keywords_part(_WHERE.start, key[_WHERE])
+        + _keywords_part(_LOOK.start, key[_LOOK])
     )
 
 
@@ -316,6 +316,7 @@ def _look_part(key: tuple) -> str:
 
 @lru_cache(maxsize=4096)
 def _keywords_part(start: int, key: tuple) -> tuple[str, ...]:
+    """The keywords of one part (``key``: the values of LESION_FIELDS from ``start`` on)."""
     fields = LESION_FIELDS[start : start + len(key)]
     return tuple(keyword(k, v) for k, v in zip(fields, key, strict=True) if v)
 

@@ -22,6 +22,14 @@ def _row(i: int) -> tuple:
     return tuple(values[c] for c in ROW_COLUMNS)
 
 
+def _committed(db: Path, n: int) -> None:
+    """A store whose table holds rows 0..n-1 from an earlier export."""
+    store.connect(db).close()
+    sink = RowSink(db, RUNS, ["r"])
+    sink.put([_row(i) for i in range(n)])
+    sink.finish(commit=True)
+
+
 def _ids(db: Path) -> list[str]:
     conn = sqlite3.connect(db)
     try:
@@ -53,11 +61,7 @@ def test_rows_keep_their_order_across_statements(tmp_path: Path, background: boo
 
 def test_a_failed_background_insert_is_raised_and_rolled_back(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
-    store.connect(db).close()
-    first = RowSink(db, RUNS, ["r"])
-    first.put([_row(i) for i in range(10)])
-    first.finish(commit=True)
-
+    _committed(db, 10)
     sink = RowSink(db, RUNS, ["r"])
     rows = [_row(i) for i in range(CHUNK)]
     sink.put(rows + rows)  # the second statement repeats every id: the worker's insert fails
@@ -71,10 +75,7 @@ def test_a_failed_background_insert_is_raised_and_rolled_back(tmp_path: Path) ->
 
 def test_a_rollback_keeps_the_previous_rows(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
-    store.connect(db).close()
-    first = RowSink(db, RUNS, ["r"])
-    first.put([_row(i) for i in range(3)])
-    first.finish(commit=True)
+    _committed(db, 3)
     sink = RowSink(db, RUNS, ["r"])
     sink.put([_row(i) for i in range(100, 100 + 2 * CHUNK)])
     sink.finish(commit=False)
