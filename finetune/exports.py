@@ -26,7 +26,6 @@ from neuroonco.finetune.records import (
     IMAGE_TOKEN,
     Instruction,
     InvalidRecord,
-    check_turns,
     encode_string,
     validate_messages,
 )
@@ -189,40 +188,49 @@ class LlamaFactoryWriter(Writer):
 
     # Records are written by hand, byte for byte what json.dumps(record, ensure_ascii=False)
     # gives, from the user turn the generator encoded once (`Instruction.user_json`).
-
     def encode(self, item: Instruction, image: str) -> str:
-        """The record's line, validated: one <image> token in the user turn (JSON encoding
-        neither makes nor hides one), a non-empty assistant turn without one, user then
-        assistant."""
-        if image != self._tail_of:  # a slice's records share their image: encoded once
-            self._tail_of, self._tail = image, '}], "images": [' + encode_string(image) + "]}\n"
-        user, response = item.user_json, item.response
-        if user is None:
-            check_turns(item.user_content, response, 1)
-            user = encode_string(item.user_content)
-        elif user.count(IMAGE_TOKEN) != 1:
-            raise InvalidRecord(f"{user.count(IMAGE_TOKEN)} {IMAGE_TOKEN} token(s) for 1 image")
-        elif not response or response.isspace() or IMAGE_TOKEN in response:
-            raise InvalidRecord("the assistant turn is empty or holds an image token")
-        return f"{_LF_HEAD}{user}{_LF_MID}{encode_string(response)}{self._tail}"
+        """The record's line, validated (see :func:`_checked_line`)."""
+        return _checked_line(item, '}], "images": [' + encode_string(image) + "]}\n")
 
     def write_slice(self, items: list[Instruction]) -> None:
+        """One slice's lines in one write: the image placed and its JSON encoded once, each
+        record checked and encoded in one loop (fields by position: records._FIELDS)."""
         if not items:
             return
         first = items[0]
-        slice_id, split = first.slice_id, first.split
-        if any(i.slice_id != slice_id or i.split != split for i in items):
+        slice_id, split = first[1], first[8]
+        if any(i[1] != slice_id or i[8] != split for i in items):
             super().write_slice(items)  # not one slice's: record by record
             return
         image = self.image_for(first)  # placed (and checked) once per slice
-        encode = self.encode
-        self._file(split).write("".join([encode(i, image) for i in items]))
+        if image != self._tail_of:
+            self._tail_of, self._tail = image, '}], "images": [' + encode_string(image) + "]}\n"
+        tail, encode, token = self._tail, encode_string, IMAGE_TOKEN
+        lines = []
+        for item in items:
+            user, response = item[21], item[10]
+            if user.count(token) != 1 or not response or token in response or response.isspace():
+                _checked_line(item, tail)  # raises, saying what is wrong
+            lines.append(f"{_LF_HEAD}{user}{_LF_MID}{encode(response)}{tail}")
+        self._file(split).write("".join(lines))
         self.counts[split] += len(items)
 
     def close(self) -> None:
         super().close()
         info = json.dumps(llamafactory_info(), indent=2)
         (self.root / "dataset_info.json").write_text(info + "\n", encoding="utf-8")
+
+
+def _checked_line(item: Instruction, tail: str) -> str:
+    """``item``'s llamafactory line ending in ``tail``, validated: one <image> token in the user
+    turn (JSON encoding neither makes nor hides one), a non-empty assistant turn without one,
+    user then assistant."""
+    user, response = item.user_json, item.response
+    if user.count(IMAGE_TOKEN) != 1:
+        raise InvalidRecord(f"{user.count(IMAGE_TOKEN)} {IMAGE_TOKEN} token(s) for 1 image")
+    if not response or response.isspace() or IMAGE_TOKEN in response:
+        raise InvalidRecord("the assistant turn is empty or holds an image token")
+    return f"{_LF_HEAD}{user}{_LF_MID}{encode_string(response)}{tail}"
 
 
 class LlavaWriter(Writer):

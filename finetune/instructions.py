@@ -24,7 +24,7 @@ from neuroonco.finetune import annotated
 from neuroonco.finetune.annotated import NothingToExport, RunChoice
 from neuroonco.finetune.exports import FORMATS, make_writers
 from neuroonco.finetune.questions import GenerationOptions, generate, vocabulary_values
-from neuroonco.finetune.records import Instruction
+from neuroonco.finetune.records import ROW_OF
 from neuroonco.finetune.rowsink import RowSink
 from neuroonco.finetune.splits import SplitPlan, SplitRatios, plan_splits
 from neuroonco.finetune.stats import StatsCollector, write_stats
@@ -189,19 +189,16 @@ def build_instructions(
 
 def _stream(db, choice, opts, plan, gen, writers, stats, sink, on_slice, total, paraphraser):
     batch: list[tuple] = []
-    row = Instruction.row
     for done, (item, split) in enumerate(_slices_with_splits(db, choice, opts, plan)):
         values = vocabulary_values(item.findings)
         stats.add_slice(values, split, item.subject_id)
         made = generate(item, gen, split=split, values=values)
         if paraphraser is not None:
-            for ins in made:
-                if ins.kind == "open":
-                    paraphraser.apply(ins, item)
+            made = [paraphraser.apply(i, item) if i.kind == "open" else i for i in made]
         for writer in writers:
             writer.write_slice(made)
         stats.add_slice_instructions(made)
-        batch += map(row, made)
+        batch += map(ROW_OF, made)
         if len(batch) >= 4000:
             sink.put(batch)
             batch = []

@@ -66,7 +66,9 @@ class Paraphraser:
         self._loop = asyncio.new_event_loop()
         self.counts: Counter = Counter()
 
-    def apply(self, ins: Instruction, item=None) -> None:
+    def apply(self, ins: Instruction, item=None) -> Instruction:
+        """``ins`` with its answer reworded, or ``ins`` itself when the paraphrase failed or
+        changed a fact."""
         from neuroonco.agents.providers.base import ModelRequest
 
         request = ModelRequest(
@@ -81,17 +83,16 @@ class Paraphraser:
             result = self._loop.run_until_complete(self.provider.complete(request))
         except Exception:  # a model failure costs the paraphrase, never the instruction
             self.counts["failed"] += 1
-            return
+            return ins
         if not result.ok:
             self.counts["failed"] += 1
-            return
+            return ins
         text = result.output.text.strip()
         if paraphrase_problem(ins.answer, text, ins.keywords) is not None:
             self.counts["rejected"] += 1
-            return
-        ins.answer = ins.response = text
-        ins.paraphrased = True
+            return ins
         self.counts["accepted"] += 1
+        return ins.replace(answer=text, response=text, paraphrased=True)
 
     def summary(self) -> dict:
         return {

@@ -27,7 +27,13 @@ from string import ascii_uppercase
 from neuroonco.finetune import templates as t
 from neuroonco.finetune.annotated import AnnotatedSlice
 from neuroonco.finetune.names import NONE_OF_THE_ABOVE, display_name
-from neuroonco.finetune.records import IMAGE_TOKEN, Instruction, check_turns, encode_string
+from neuroonco.finetune.records import (
+    IMAGE_TOKEN,
+    Instruction,
+    check_turns,
+    encode_string,
+    keywords_json,
+)
 from neuroonco.schemas.findings import LESION_FIELDS
 from neuroonco.schemas.lookalikes import ABNORMAL, BINARY_DIAGNOSES, HEALTHY, LOOKALIKES
 from neuroonco.schemas.vocabulary import FIELDS, normalise
@@ -263,8 +269,8 @@ def _closed_questions(
     prefix = f"{run_id}:{slice_id}:"
     diagnosis = values.get("diagnosis")
     cot_rate, trap_rate = options.cot_rate, options.trap_rate
-    stems, cot_prompt, letter_prompt = t.CLOSED_STEMS, t.COT_PROMPT, t.LETTER_PROMPT
-    stem_json, ask_json, layouts, measured = _STEM_JSON, _ASK_JSON, _LAYOUTS, _MEASURED
+    stems, stem_json, ask_json = t.CLOSED_STEMS, _STEM_JSON, _ASK_JSON
+    layouts, measured, text_of, new = _LAYOUTS, _MEASURED, _TEXT, tuple.__new__
     lesion_key: tuple | None = None  # the findings' lesion fields, for the explanations
     for name, value in values.items():
         binary = name == "diagnosis" and value in BINARY_DIAGNOSES
@@ -279,8 +285,6 @@ def _closed_questions(
             shown = table.get(int(rand() * table.count))
             task = name
         answer = shown.answer
-        stem = stems[task][template]
-        prompt = f"{stem}\nOptions:\n{shown.listing}\n{cot_prompt if cot else letter_prompt}"
         user_json = f"{stem_json[task, template]}{shown.listing_json}{ask_json[cot]}"
         if cot:
             if name in measured:
@@ -295,30 +299,34 @@ def _closed_questions(
             response = f"Final: {answer}\n{text}"
         else:
             response = answer
+        # The fields in Instruction's order (records._FIELDS): its row, then the rest.
         out.append(
-            Instruction(
-                prefix + name + ":closed",
-                slice_id,
-                run_id,
-                subject,
-                diagnosis,
-                name,
-                "closed",
-                "cot" if cot else "letter",
-                template,
-                stem,
-                prompt,
-                answer,
-                response,
-                image,
-                shown.letters,
-                trap,
-                _TEXT[name][value] if trap else None,
-                [],
-                split,
-                False,
-                shown.options_json,
-                user_json,
+            new(
+                Instruction,
+                (
+                    prefix + name + ":closed",
+                    slice_id,
+                    run_id,
+                    name,
+                    "closed",
+                    stems[task][template],
+                    shown.options_json,
+                    answer,
+                    split,
+                    "cot" if cot else "letter",
+                    response,
+                    1 if trap else 0,
+                    text_of[name][value] if trap else "",
+                    "",
+                    template,
+                    0,
+                    subject,
+                    diagnosis,
+                    image,
+                    shown.letters,
+                    (),
+                    user_json,
+                ),
             )
         )
 
@@ -466,28 +474,30 @@ def open_instructions(
         text, keywords = build(item, values, key)
         out.append(
             Instruction(
-                f"{item.run_id}:{item.slice_id}:{task}:open",
-                item.slice_id,
-                item.run_id,
-                item.subject_id,
-                dx,
-                task,
-                "open",
-                "open",
-                template,
-                stem,
-                stem,
-                text,
-                text,
-                item.image_path,
-                None,
-                False,
-                None,
-                keywords,
-                split,
-                False,
-                None,
-                user_json,
+                (
+                    f"{item.run_id}:{item.slice_id}:{task}:open",
+                    item.slice_id,
+                    item.run_id,
+                    task,
+                    "open",
+                    stem,
+                    "",
+                    text,
+                    split,
+                    "open",
+                    text,
+                    0,
+                    "",
+                    keywords_json(keywords) if keywords else "",
+                    template,
+                    0,
+                    item.subject_id,
+                    dx,
+                    item.image_path,
+                    None,
+                    keywords,
+                    user_json,
+                )
             )
         )
     return out

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 from neuroonco.finetune.questions import CLOSED_FIELDS
 from neuroonco.finetune.records import Instruction
 from neuroonco.finetune.splits import SPLITS
+
+# (task, kind, style, split, diagnosis, trap flag) of an Instruction, by position.
+_COMBO = itemgetter(3, 4, 9, 8, 17, 11)
 
 
 class StatsCollector:
@@ -26,7 +30,7 @@ class StatsCollector:
         self.slices = 0
         self.slices_by_split: Counter = Counter()
         self.subjects_by_split: dict[str, set[str]] = defaultdict(set)
-        self._combos: dict[tuple, int] = {}
+        self._combos: Counter = Counter()
 
     def add_slice(self, values: dict[str, str], split: str, subject: str) -> None:
         self.slices += 1
@@ -35,15 +39,11 @@ class StatsCollector:
         self.filled.update(values.keys())
 
     def add(self, item: Instruction) -> None:
-        # One count per combination while streaming; the tables are summed from it at the end.
-        key = (item.task, item.kind, item.style, item.split, item.diagnosis, item.trap)
-        self._combos[key] = self._combos.get(key, 0) + 1
+        self.add_slice_instructions([item])
 
     def add_slice_instructions(self, items: list[Instruction]) -> None:
-        combos = self._combos
-        for item in items:
-            key = (item.task, item.kind, item.style, item.split, item.diagnosis, item.trap)
-            combos[key] = combos.get(key, 0) + 1
+        # One count per combination while streaming; the tables are summed from it at the end.
+        self._combos.update(map(_COMBO, items))
 
     def _tally(self) -> None:
         for (task, kind, style, split, diagnosis, trap), n in self._combos.items():
@@ -56,7 +56,7 @@ class StatsCollector:
             if kind == "closed":
                 self.closed[task] += n
                 self.traps[task] += n if trap else 0
-        self._combos = {}
+        self._combos = Counter()
 
     def result(self, **context: Any) -> dict[str, Any]:
         self._tally()

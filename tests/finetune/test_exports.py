@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 from pathlib import Path
 
@@ -113,23 +112,22 @@ def test_llamafactory_lines_are_checked_as_they_are_written(tmp_path):
     (tmp_path / "store").mkdir()
     (tmp_path / "store" / "a.png").write_bytes(b"x")
     writer = exports.LlamaFactoryWriter(tmp_path / "out", tmp_path / "store")
-    good = Instruction(
-        "r:s:size:closed",
-        "s",
-        "r",
-        "sub",
-        None,
-        "size",
-        "closed",
-        "letter",
-        0,
-        "Q",
-        "Q",
-        "A",
-        "A",
-        "a.png",
-        user_json='"<image>Q"',
+    good = Instruction.make(
+        id="r:s:size:closed",
+        slice_id="s",
+        run_id="r",
+        subject_id="sub",
+        diagnosis=None,
+        task="size",
+        kind="closed",
+        style="letter",
+        template=0,
+        question="Q",
+        answer="A",
+        response="A",
+        image="a.png",
     )
+    assert good.user_json == '"<image>Q"' and good.prompt == "Q"
     writer.write_slice([good])
     line = tmp_path / "out" / "llamafactory" / "train.jsonl"
     writer.close()
@@ -142,10 +140,12 @@ def test_llamafactory_lines_are_checked_as_they_are_written(tmp_path):
         "images": ["images/s.png"],
     }
     for bad in (
-        dataclasses.replace(good, user_json='"<image><image>Q"'),
-        dataclasses.replace(good, user_json='"Q"'),
-        dataclasses.replace(good, response=" "),
-        dataclasses.replace(good, response="<image>A"),
+        good.replace(user_json='"<image><image>Q"'),
+        good.replace(user_json='"Q"'),
+        good.replace(response=" "),
+        good.replace(response="<image>A"),
     ):
         with pytest.raises(InvalidRecord):
             writer.encode(bad, "images/s.png")
+        with pytest.raises(InvalidRecord):
+            writer.write_slice([bad])

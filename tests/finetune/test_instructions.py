@@ -67,15 +67,15 @@ def test_a_failing_export_leaves_nothing_half_written(store_copy, tmp_path, monk
     out = tmp_path / "out"
     before = sqlite_utils.Database(store_copy)["instructions"].count
     calls = {"n": 0}
-    original = exports.LlamaFactoryWriter.encode
+    original = exports.LlamaFactoryWriter.write_slice
 
-    def dying(self, item, image):
+    def dying(self, items):
         calls["n"] += 1
-        if calls["n"] > 50:
+        if calls["n"] > 5:
             raise KeyboardInterrupt  # as when a person presses Ctrl-C mid-export
-        return original(self, item, image)
+        return original(self, items)
 
-    monkeypatch.setattr(exports.LlamaFactoryWriter, "encode", dying)
+    monkeypatch.setattr(exports.LlamaFactoryWriter, "write_slice", dying)
     with pytest.raises(KeyboardInterrupt):
         build_instructions(InstructionOptions(db=store_copy, out=out))
     assert not out.exists()
