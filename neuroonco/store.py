@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlite_utils
 
+from neuroonco.connection import open_connection
 from neuroonco.errors import StoreError
 
 Migration = Callable[[sqlite_utils.Database], None]
@@ -238,12 +239,7 @@ def connect(path: Path | str) -> sqlite_utils.Database:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
-        conn.execute("PRAGMA busy_timeout = 30000")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("PRAGMA foreign_keys = ON")
-        db = sqlite_utils.Database(conn)
+        db = sqlite_utils.Database(open_connection(path))
         migrate(db)
     except sqlite3.DatabaseError as exc:
         raise StoreError(
