@@ -138,8 +138,14 @@ class RowSink:
                 raise error(message)
             raise StoreError(message)
         stderr = child.stderr.read().decode("utf-8", "replace") if child.stderr else ""
-        last = stderr.strip().splitlines()[-1:] or [f"exit status {child.returncode}"]
-        raise StoreError(f"the export's store writer stopped: {last[0]}")
+        code = child.returncode
+        why = stderr.strip().splitlines()[-1:] or [
+            f"killed by signal {-code}" if code is not None and code < 0 else f"exit status {code}"
+        ]
+        raise StoreError(
+            f"the export's store writer stopped ({why[0]}); the store's instructions are as they "
+            "were: run the export again"
+        )
 
     def _stop(self) -> None:
         """Close the pipe (a child still reading takes it as a rollback) and reap the child."""

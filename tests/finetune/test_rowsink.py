@@ -1,14 +1,19 @@
 """The store side of an export: rows kept in order across statements, a failed background insert
-raised and rolled back, a rollback that leaves the previous rows."""
+raised and rolled back, a rollback that leaves the previous rows, a killed store writer."""
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from neuroonco import store
+from neuroonco.errors import StoreError
 from neuroonco.finetune.records import ROW_COLUMNS
 from neuroonco.finetune.rowsink import CHUNK, RowSink
 
@@ -80,3 +85,33 @@ def test_a_rollback_keeps_the_previous_rows(tmp_path: Path) -> None:
     sink.put([_row(i) for i in range(100, 100 + 2 * CHUNK)])
     sink.finish(commit=False)
     assert _ids(db) == [f"r:s{i}:task:closed" for i in range(3)]
+
+
+def test_a_killed_store_writer_fails_the_export_and_keeps_the_rows(tmp_path: Path) -> None:
+    """The child that writes the rows dies (OOM killer, kill -9): the exporter says so in one
+    line at its next put or at finish, and the store keeps the rows it had."""
+    db = tmp_path / "s.db"
+    _committed(db, 5)
+    sink = RowSink(db, RUNS, ["r"])
+    sink.put([_row(i) for i in range(100, 100 + CHUNK)])
+    os.kill(sink._child.pid, signal.SIGKILL)
+    sink._child.wait()
+    with pytest.raises(StoreError, match=r"store writer stopped \(killed by signal 9\)"):
+        for _ in range(50):  # the feeder thread notices the closed pipe first
+            sink.put([_row(i) for i in range(200, 200 + CHUNK)])
+        sink.finish(commit=True)
+    sink.finish(commit=False)
+    assert _ids(db) == [f"r:s{i}:task:closed" for i in range(5)]
+    conn = sqlite3.connect(db)
+    assert conn.execute("pragma integrity_check").fetchone()[0] == "ok"
+    conn.close()
+
+
+def test_the_store_writer_starts_without_sqlite_utils() -> None:
+    """Its imports stay light (no sqlite_utils, hence no pandas): it starts in milliseconds."""
+    code = (
+        "import sys, neuroonco.finetune.store_rows as m; "
+        "print(sorted(n for n in ('sqlite_utils', 'pandas', 'numpy') if n in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
