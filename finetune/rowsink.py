@@ -45,7 +45,7 @@ class RowSink:
         self._closed = False
         self._writer: RowWriter | None = None
         self._child: subprocess.Popen | None = None
-        if not background:
+        if not background or not sys.executable:  # (an embedded interpreter cannot spawn one)
             self._writer = RowWriter(db_path, run_ids_sql, params)
             return
         self._child = subprocess.Popen(
