@@ -18,6 +18,7 @@ import base64
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -32,6 +33,7 @@ from neuroonco.finetune.records import (
 from neuroonco.finetune.splits import SPLITS
 
 FORMATS = ("llamafactory", "llava", "openai", "hf")
+PlaceImages = Callable[[list[tuple[str, str, str, str]]], None]
 
 
 def llamafactory_info() -> dict[str, Any]:
@@ -65,20 +67,22 @@ def place_image(source: Path | str, target: Path | str) -> None:
 
 
 class ImageLinks:
-    """The slices' images placed on a background thread, a few hundred to a task.
+    """The slices' images placed in batches of a few hundred, away from the generator.
 
-    ``os.link`` is a system call that releases the GIL; made inline, each one lets the store's
-    insert thread take the GIL and the generator wait to get it back. Batched on their own
-    thread they overlap with the generation instead (measured: about a fifth off the export's
-    wall time and no more CPU). A missing source is raised, as the record error it is, by
-    :meth:`drain` (the export then fails before anything is renamed into place).
+    ``os.link`` is a system call that releases the GIL; made inline, or on a thread, each one is
+    a hand-over of the GIL that the generator pays for. So batches go to ``place`` when given
+    (the export's store writer process, :meth:`~neuroonco.finetune.rowsink.RowSink.place_images`,
+    which places them in order with the rows), else to a thread of their own. A missing source is
+    raised, as the record error it is, by :meth:`drain` or by whoever ``place`` reports to (the
+    export then fails before anything is renamed into place).
     """
 
     BATCH = 256
 
-    def __init__(self) -> None:
+    def __init__(self, place: Callable[[list[tuple[str, str, str, str]]], None] | None = None):
         self._batch: list[tuple[str, str, str, str]] = []
-        self._offload = Offload()
+        self._offload = Offload() if place is None else None
+        self._place = place
 
     def add(self, source: str, target: str, slice_id: str, image: str) -> None:
         self._batch.append((source, target, slice_id, image))
@@ -88,17 +92,24 @@ class ImageLinks:
     def drain(self) -> None:
         if self._batch:
             self._submit()
-        self._offload.drain()
+        if self._offload is not None:
+            self._offload.drain()
 
     def _submit(self) -> None:
-        self._offload.submit(_place_all, self._batch)
+        if self._place is not None:
+            self._place(self._batch)
+        else:
+            self._offload.submit(place_all, self._batch)  # type: ignore[union-attr]
         self._batch = []
 
     def close(self) -> None:
-        self._offload.close()
+        if self._offload is not None:
+            self._offload.close()
 
 
-def _place_all(batch: list[tuple[str, str, str, str]]) -> None:
+def place_all(batch: list[tuple[str, str, str, str]]) -> None:
+    """Place each (source, target, slice id, image) in turn; a missing source is an
+    :class:`~neuroonco.finetune.records.InvalidRecord` naming the slice."""
     for source, target, slice_id, image in batch:
         try:
             place_image(source, target)
@@ -115,13 +126,13 @@ class Writer:
     suffix = ".jsonl"
     places_images = True
 
-    def __init__(self, root: Path, store_root: Path) -> None:
+    def __init__(self, root: Path, store_root: Path, place: PlaceImages | None = None) -> None:
         self.root = root / self.name
         self.root.mkdir(parents=True)
         self.links: ImageLinks | None = None
         if self.places_images:
             (self.root / "images").mkdir()
-            self.links = ImageLinks()
+            self.links = ImageLinks(place)
         self.store_root = store_root
         self.files: dict[str, TextIO] = {}
         self.counts = dict.fromkeys(SPLITS, 0)
@@ -304,7 +315,10 @@ class OpenAIWriter(Writer):
         return json.dumps(record, ensure_ascii=False) + "\n"
 
 
-def make_writers(formats: list[str], root: Path, store_root: Path) -> list[Writer]:
+def make_writers(
+    formats: list[str], root: Path, store_root: Path, place: PlaceImages | None = None
+) -> list[Writer]:
+    """One writer per format; ``place`` takes their image links (see :class:`ImageLinks`)."""
     from neuroonco.finetune.hf_export import HFWriter  # datasets is imported only when used
 
     classes: dict[str, type[Writer]] = {
@@ -313,4 +327,9 @@ def make_writers(formats: list[str], root: Path, store_root: Path) -> list[Write
         "openai": OpenAIWriter,
         "hf": HFWriter,
     }
-    return [classes[name](root, store_root) for name in formats]
+    return [
+        classes[name](root, store_root, place)
+        if classes[name].places_images
+        else classes[name](root, store_root)
+        for name in formats
+    ]

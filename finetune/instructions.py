@@ -149,7 +149,9 @@ def build_instructions(
             ok = False
             writers: list = []
             try:
-                writers = make_writers(opts.formats, tmp, Path(opts.db).parent)
+                writers = make_writers(
+                    opts.formats, tmp, Path(opts.db).parent, place=sink.place_images
+                )
                 _stream(
                     db, choice, opts, plan, gen, writers, stats, sink, on_slice, total, paraphraser
                 )

@@ -26,7 +26,9 @@ from contextlib import suppress
 from pathlib import Path
 
 from neuroonco.errors import StoreError
+from neuroonco.finetune.exports import place_all
 from neuroonco.finetune.offload import Offload
+from neuroonco.finetune.records import InvalidRecord
 from neuroonco.finetune.store_rows import CHUNK, RowWriter
 
 # Batches pickled and waiting for the pipe: the exporter never waits for the child's slow moments
@@ -69,11 +71,26 @@ class RowSink:
         if self._writer is not None:
             self._writer.put(rows)
         elif rows:
-            try:
-                self._feeder.submit(self._write, pickle.dumps(rows, pickle.HIGHEST_PROTOCOL))
-            except (BrokenPipeError, OSError):
-                self._closed = True
-                self._raise_child_error()
+            self._submit(rows)
+
+    def _submit(self, message: object) -> None:
+        """A batch, queued for the feeder thread."""
+        try:
+            self._feeder.submit(self._write, pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
+        except (BrokenPipeError, OSError):
+            self._closed = True
+            self._raise_child_error()
+
+    def place_images(self, batch: list[tuple[str, str, str, str]]) -> None:
+        """Hard-link (source, target, slice id, image) in order with the rows (the export's
+        :class:`~neuroonco.finetune.exports.ImageLinks` hand their batches here): in the store
+        writer, whose system calls then cost the generator no GIL hand-overs. A missing image
+        is raised as :class:`~neuroonco.finetune.records.InvalidRecord` by :meth:`finish` at the
+        latest."""
+        if self._writer is not None:
+            place_all(batch)
+        else:
+            self._submit(("link", batch))
 
     def finish(self, commit: bool) -> None:
         """Commit (the export succeeded) or roll back; the connection is closed either way.
@@ -133,6 +150,8 @@ class RowSink:
         self._stop()
         if line.startswith("error "):
             _, kind, message = [*line.split(" ", 2), ""][:3]
+            if kind == "InvalidRecord":
+                raise InvalidRecord(message)
             error = getattr(sqlite3, kind, None)
             if isinstance(error, type) and issubclass(error, sqlite3.Error):
                 raise error(message)

@@ -8,8 +8,10 @@ only when told the export succeeded.
 ``python -m neuroonco.finetune.store_rows`` runs it as the export's store writer, a process of its
 own (:class:`~neuroonco.finetune.rowsink.RowSink` starts it): the b-tree work then runs on another
 core with no GIL to share, and neither side's caches are thrashed by the other's work. The protocol
-on its stdin is a stream of pickles: ``("begin", db, run_ids_sql, params)``, then row lists, then
-``("commit",)`` or ``("rollback",)``. It answers one line on stdout per step (``ready``, ``done``)
+on its stdin is a stream of pickles: ``("begin", db, run_ids_sql, params)``, then row lists and
+``("link", [(source, target, slice id, image), ...])`` batches of the export's image hard links
+(system calls that would cost the generator GIL hand-overs), then ``("commit",)`` or
+``("rollback",)``. It answers one line on stdout per step (``ready``, ``done``)
 or ``error <sqlite3 class> <message>``. End of input without a commit (the exporter failed or was
 killed) rolls back. Imports stay light (no sqlite_utils), so it starts in milliseconds.
 """
@@ -26,7 +28,8 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from neuroonco.connection import open_connection
-from neuroonco.finetune.records import NULLABLE_AS_EMPTY, ROW_COLUMNS
+from neuroonco.finetune.exports import place_all
+from neuroonco.finetune.records import NULLABLE_AS_EMPTY, ROW_COLUMNS, InvalidRecord
 
 # A row carries NULL as "" in the nullable text columns (records.Instruction.row says why).
 _ROW = (
@@ -125,6 +128,9 @@ def serve(source: BinaryIO, out: TextIO) -> int:
             if isinstance(message, list):
                 writer.put(message)
                 continue
+            if message[0] == "link":
+                place_all(message[1])
+                continue
             commit = message == ("commit",)
             done, writer = writer, None
             done.finish(commit=commit)
@@ -134,7 +140,8 @@ def serve(source: BinaryIO, out: TextIO) -> int:
         if writer is not None:
             with suppress(BaseException):  # the error worth reporting is the first one
                 writer.finish(commit=False)
-        kind = type(exc).__name__ if isinstance(exc, sqlite3.Error) else "StoreError"
+        named = isinstance(exc, sqlite3.Error | InvalidRecord)
+        kind = type(exc).__name__ if named else "StoreError"
         _answer(out, f"error {kind} {exc}")
         return 2
 
