@@ -54,7 +54,6 @@ def child_ours(db: str, out: str) -> dict:
         "wall_s": time.perf_counter() - wall,
         "cpu_s": _cpu() - cpu + child_cpu,
         "child_cpu_s": child_cpu,
-        "child_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
         "records": stats["n_instructions"],
         "slices": stats["n_slices"],
         "peak_rss_mb": _peak_mb(),
@@ -167,8 +166,7 @@ def main() -> None:
         print(
             f"memory: peak RSS {small['peak_rss_mb']:.0f} MiB at {small['slices']} slices, "
             f"{large['peak_rss_mb']:.0f} MiB at {large['slices']} slices "
-            f"(x{large['peak_rss_mb'] / small['peak_rss_mb']:.2f} for x10 slices); the store "
-            f"writer's {small['child_peak_rss_mb']:.0f} and {large['child_peak_rss_mb']:.0f} MiB"
+            f"(x{large['peak_rss_mb'] / small['peak_rss_mb']:.2f} for x10 slices)"
         )
     finally:
         if args.workdir is None:
