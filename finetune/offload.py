@@ -1,13 +1,15 @@
-"""A background thread for one kind of an export's blocking work (store inserts, image links).
+"""A background thread for one kind of an export's blocking work (the pipe to the store writer;
+image links when there is no store writer).
 
-Generating instructions is pure Python and holds the GIL; SQLite's b-tree work and ``os.link``
-release it. Handing those to threads lets them overlap with the generation on a second core,
-provided each task is large (every release is a hand-over of the GIL, and getting it back can wait
-for the generator's switch interval). Tasks run in the order they were submitted; the queue is
-bounded, so a slow disk slows the generator instead of buffering the whole set in memory. The first
-failure is kept and raised in the submitting thread at its next :meth:`Offload.submit` or at
-:meth:`Offload.drain`, and every later task is skipped, so an export fails as it would have inline,
-only a moment later (before anything is renamed into place or committed).
+Generating instructions is pure Python and holds the GIL; pipe writes and ``os.link`` release it.
+Handing those to a thread lets them overlap with the generation, provided each task is large
+(every release is a hand-over of the GIL, and getting it back can wait for the generator's switch
+interval): a pipe write moves a whole batch of rows. Tasks run in the order they were submitted;
+the queue is bounded, so a slow disk slows the generator instead of buffering the whole set in
+memory. The first failure is kept and raised in the submitting thread at its next
+:meth:`Offload.submit` or at :meth:`Offload.drain`, and every later task is skipped, so an export
+fails as it would have inline, only a moment later (before anything is renamed into place or
+committed).
 """
 
 from __future__ import annotations
