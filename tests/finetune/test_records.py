@@ -13,6 +13,7 @@ from neuroonco.finetune.records import (
     ROW_COLUMNS,
     ROW_OF,
     Instruction,
+    keywords_json,
 )
 
 
@@ -80,3 +81,10 @@ def test_an_instruction_pickles_whole() -> None:
     ins = _closed()
     back = pickle.loads(pickle.dumps(ins))
     assert type(back) is Instruction and back == ins and back.options == ins.options
+
+
+@pytest.mark.parametrize(
+    "keywords", [["round", "ill-defined"], ["é", '"quoted"', "日本"], [], [1, "a"], [None]]
+)
+def test_keywords_json_is_what_json_dumps_writes(keywords) -> None:
+    assert keywords_json(keywords) == json.dumps(keywords)
