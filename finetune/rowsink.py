@@ -9,10 +9,11 @@ saved a tenth of the wall time for a tenth more CPU; the process takes a fifth o
 wall time, for about the same CPU).
 
 All of the export's rows are written in one transaction, committed only when :meth:`finish` is told
-the export succeeded: a failed, interrupted or killed export (the child then reads the end of its
-input) leaves the store's rows as they were. A failure in the child is raised here, at the next
-:meth:`put` or at :meth:`finish`, as the same ``sqlite3`` error (or a
-:class:`~neuroonco.errors.StoreError`) with the child's message.
+the export succeeded: a failed or interrupted export stops the child, and a killed one closes its
+input (the child then rolls back); either way the store's rows stay as they were. A failure in the
+child is raised here, at the next :meth:`put` or at :meth:`finish`, as the same ``sqlite3`` error
+(an ``InvalidRecord`` for a missing image, else a :class:`~neuroonco.errors.StoreError`) with the
+child's message.
 ``background=False`` writes in this process (tests, and a platform without subprocesses).
 """
 
@@ -108,16 +109,19 @@ class RowSink:
                 if commit:
                     raise
             return
+        if not commit:
+            # Nothing it still has queued matters: it is stopped rather than told, and SQLite
+            # drops the uncommitted transaction of a process that ends (as after a kill -9).
+            self._child.kill()  # type: ignore[union-attr]
+            self._stop()
+            return
         try:
             try:
                 self._feeder.drain()
             except (BrokenPipeError, OSError):  # it stopped: say why
                 self._raise_child_error()
-            self._send(("commit",) if commit else ("rollback",))
+            self._send(("commit",))
             self._expect("done")
-        except BaseException:
-            if commit:
-                raise
         finally:
             self._stop()
 

@@ -10,10 +10,11 @@ own (:class:`~neuroonco.finetune.rowsink.RowSink` starts it): the b-tree work th
 core with no GIL to share, and neither side's caches are thrashed by the other's work. The protocol
 on its stdin is a stream of pickles: ``("begin", db, run_ids_sql, params)``, then row lists and
 ``("link", [(source, target, slice id, image), ...])`` batches of the export's image hard links
-(system calls that would cost the generator GIL hand-overs), then ``("commit",)`` or
-``("rollback",)``. It answers one line on stdout per step (``ready``, ``done``)
-or ``error <sqlite3 class> <message>``. End of input without a commit (the exporter failed or was
-killed) rolls back. Imports stay light (no sqlite_utils), so it starts in milliseconds.
+(system calls that would cost the generator GIL hand-overs), then ``("commit",)``. It answers one
+line on stdout per step (``ready``, ``done``) or ``error <class> <message>``. Anything but a
+commit, or the end of its input (the exporter failed or was killed), rolls back; an exporter that
+gives up stops the child instead of waiting for what it had queued. Imports stay light (no
+sqlite_utils), so it starts in milliseconds.
 """
 
 from __future__ import annotations

@@ -85,6 +85,10 @@ def test_a_rollback_keeps_the_previous_rows(tmp_path: Path) -> None:
     sink.put([_row(i) for i in range(100, 100 + 2 * CHUNK)])
     sink.finish(commit=False)
     assert _ids(db) == [f"r:s{i}:task:closed" for i in range(3)]
+    conn = sqlite3.connect(db, timeout=0, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")  # the store writer is gone: its lock with it
+    conn.execute("ROLLBACK")
+    conn.close()
 
 
 def test_a_killed_store_writer_fails_the_export_and_keeps_the_rows(tmp_path: Path) -> None:
